@@ -1,0 +1,60 @@
+# The book's front door. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PROFILE ?= default
+N ?=
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help env data book chapters chapter figures html test test-fast lab clean clean-all
+
+help:  ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo "  variables: PROFILE=smoke|default|full (now $(PROFILE)), N=chapter number for 'make chapter'"
+
+$(STAMP): requirements.txt requirements-lock.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -r requirements.txt -c requirements-lock.txt
+	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+env: $(STAMP)  ## create .venv and install the pinned dependencies (idempotent)
+
+data: $(STAMP)  ## write the simulated personal epigenome of PROFILE to data/simulated/
+	$(PY) -m allelic.simulate --preset $(PROFILE)
+
+chapters: $(STAMP)  ## execute every chapter with papermill (PROFILE), skipping unchanged ones
+	$(PY) -m allelic.run --profile $(PROFILE)
+
+chapter: $(STAMP)  ## execute one chapter: make chapter N=02
+	@test -n "$(N)" || { echo "usage: make chapter N=02"; exit 2; }
+	$(PY) -m allelic.run --profile $(PROFILE) --chapters $(N)
+
+html: $(STAMP)  ## render the executed chapters as HTML (build/_build/html/index.html)
+	$(VENV)/bin/jupyter-book build . --toc book/_toc.yml --config _config.yml --path-output build -W -q
+	@echo "book: $(CURDIR)/build/_build/html/index.html"
+
+book: chapters html  ## execute all chapters on the embedded simulator and render the book
+
+figures: $(STAMP)  ## rebuild the paper figures from saved results (no refitting)
+	$(PY) -m allelic.figures
+
+test: $(STAMP)  ## run the test suite (library, notebooks in the smoke profile, book build)
+	$(PY) -m pytest
+
+test-fast: $(STAMP)  ## the tests without the notebook and book executions
+	$(PY) -m pytest -m "not notebooks and not slow"
+
+lab: $(STAMP)  ## open the notebooks in JupyterLab
+	$(VENV)/bin/jupyter lab notebooks/
+
+clean:  ## remove executed notebooks, results and the rendered book
+	rm -rf build results
+
+clean-all: clean  ## also remove the simulated data and the virtual environment
+	rm -rf data/simulated $(VENV)

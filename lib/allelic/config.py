@@ -1,0 +1,122 @@
+"""Paths, environment variables and run profiles.
+
+Every path the book uses resolves here, so notebooks never hold absolute paths.
+
+==========================  ===============================================  ==============================
+environment variable        meaning                                          default
+==========================  ===============================================  ==============================
+``ALLELIC_ROOT``            the book's root folder                           found from the working folder
+``ALLELIC_DATA_DIR``        where the simulator writes its data sets         ``<root>/data/simulated``
+``ALLELIC_RESULTS_DIR``     chapter artefacts, ``<dir>/<chapter>/``          ``<root>/results``
+``ALLELIC_BUILD_DIR``       executed notebooks and run cache                 ``<root>/build``
+``ALLELIC_ENTEX_DIR``       EN-TEx-style real data (``labels.tsv.gz``,       unset: chapters use the
+                            ``windows.tsv.gz``)                              simulator only
+``ALLELIC_HEK293_DIR``      VCFs with allelic depth (``*.vcf.gz``)           unset
+==========================  ===============================================  ==============================
+
+Profiles (``notebooks/profiles.yml``) name parameter sets: ``smoke`` (seconds on a laptop CPU, used by the tests),
+``default`` (what ``make book`` renders) and ``full`` (GPU-sized).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+
+ENTEX_FILES = ("labels.tsv.gz", "windows.tsv.gz")
+
+
+def repo_root() -> Path:
+    """The book's root: ``$ALLELIC_ROOT``, else the first parent of the working folder holding ``_config.yml`` and
+    ``notebooks/``, else the checkout this package was installed from (editable install)."""
+    env = os.environ.get("ALLELIC_ROOT")
+    if env:
+        return Path(env).resolve()
+    for d in [Path.cwd(), *Path.cwd().parents]:
+        if (d / "_config.yml").is_file() and (d / "notebooks").is_dir():
+            return d
+    return Path(__file__).resolve().parents[2]
+
+
+def _dir(env: str, default: Path) -> Path:
+    v = os.environ.get(env)
+    return Path(v).resolve() if v else default
+
+
+def data_dir() -> Path:
+    return _dir("ALLELIC_DATA_DIR", repo_root() / "data" / "simulated")
+
+
+def results_dir(chapter: str | None = None) -> Path:
+    base = _dir("ALLELIC_RESULTS_DIR", repo_root() / "results")
+    return base / chapter if chapter else base
+
+
+def build_dir() -> Path:
+    return _dir("ALLELIC_BUILD_DIR", repo_root() / "build")
+
+
+def chapter_results(chapter: str) -> Path:
+    """``results/<chapter>/``, created if missing (where a notebook writes its artefacts)."""
+    d = results_dir(chapter)
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _checked_dir(path, env: str, expected: tuple[str, ...], what: str) -> Path | None:
+    if path in (None, ""):
+        path = os.environ.get(env) or None
+    if path is None:
+        return None
+    p = Path(path).expanduser().resolve()
+    if not p.is_dir():
+        raise FileNotFoundError(f"{what} directory {p} (from {env} or a parameter) does not exist; "
+                                f"expected a folder holding {', '.join(expected)}")
+    missing = [f for f in expected if not (p / f).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{what} directory {p} lacks {', '.join(missing)}; expected {', '.join(expected)} "
+                                f"(see ../shared/data/entex_ctcf/SOURCE.md for the format)")
+    return p
+
+
+def entex_dir(path=None) -> Path | None:
+    """The EN-TEx-style data folder from ``path`` or ``$ALLELIC_ENTEX_DIR``; ``None`` when neither is set.
+
+    Raises FileNotFoundError when the folder is named but missing or lacks ``labels.tsv.gz`` / ``windows.tsv.gz``."""
+    return _checked_dir(path, "ALLELIC_ENTEX_DIR", ENTEX_FILES, "EN-TEx")
+
+
+def hek293_dir(path=None) -> Path | None:
+    """A folder of VCFs with allelic depth, from ``path`` or ``$ALLELIC_HEK293_DIR``; ``None`` when unset."""
+    p = _checked_dir(path, "ALLELIC_HEK293_DIR", (), "HEK293 VCF")
+    if p is not None and not sorted(p.glob("*.vcf.gz")):
+        raise FileNotFoundError(f"HEK293 VCF directory {p} holds no *.vcf.gz files")
+    return p
+
+
+def profiles_path() -> Path:
+    return repo_root() / "notebooks" / "profiles.yml"
+
+
+def load_profiles(path=None) -> dict:
+    path = Path(path) if path else profiles_path()
+    with open(path) as fh:
+        profiles = yaml.safe_load(fh)
+    if not isinstance(profiles, dict) or not profiles:
+        raise ValueError(f"{path}: expected a mapping of profile names to parameters")
+    return profiles
+
+
+def profile_parameters(profile: str, chapter: str, path=None) -> dict:
+    """Parameters for one chapter under one profile: the profile's ``common`` block updated by the chapter's block.
+
+    Unknown profile -> ValueError listing the known ones."""
+    profiles = load_profiles(path)
+    if profile not in profiles:
+        raise ValueError(f"unknown profile {profile!r}; expected one of {', '.join(profiles)}")
+    block = profiles[profile] or {}
+    params = dict(block.get("common") or {})
+    params.update(block.get(chapter) or {})
+    params["profile"] = profile
+    return params

@@ -1,0 +1,153 @@
+"""Execute the book's chapters with papermill (the engine behind ``make book``).
+
+    python -m allelic.run --profile smoke                # every chapter, in order
+    python -m allelic.run --profile default --chapters 02
+    python -m allelic.run --list
+
+Each chapter ``notebooks/NN_name.ipynb`` runs with the parameters of the chosen profile
+(:func:`allelic.config.profile_parameters`); the executed copy goes to ``<build>/executed/NN_name.ipynb``,
+its artefacts to ``results/NN/``. A chapter is skipped when its cache key — a hash of the notebook's
+code, its parameters, the ``allelic`` library source, the real-data inputs and the keys of the chapters
+before it — equals the key of its last successful run (``--force`` reruns). The first failing chapter
+stops the run with the notebook, the cell and the error.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from . import config
+
+
+class ChapterFailed(RuntimeError):
+    """A chapter's notebook raised; the message names the notebook, the cell and the error."""
+
+
+def chapters(notebooks_dir=None) -> dict[str, Path]:
+    """``{"01": Path(notebooks/01_x.ipynb), ...}`` in order."""
+    nb_dir = Path(notebooks_dir) if notebooks_dir else config.repo_root() / "notebooks"
+    out = {}
+    for p in sorted(nb_dir.glob("[0-9][0-9]_*.ipynb")):
+        out[p.name[:2]] = p
+    if not out:
+        raise FileNotFoundError(f"no chapters (NN_*.ipynb) in {nb_dir}")
+    return out
+
+
+def _hash_files(paths) -> str:
+    h = hashlib.sha256()
+    for p in sorted(paths):
+        h.update(str(p.name).encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def _notebook_code_hash(path: Path) -> str:
+    nb = json.loads(path.read_text())
+    src = [("".join(c["source"]) if isinstance(c["source"], list) else c["source"]) for c in nb["cells"]]
+    return hashlib.sha256(json.dumps(src).encode()).hexdigest()
+
+
+def _inputs_stamp() -> dict:
+    """Real-data inputs a chapter may read: path plus size and mtime of each file."""
+    stamp = {}
+    for env in ("ALLELIC_ENTEX_DIR", "ALLELIC_HEK293_DIR"):
+        d = os.environ.get(env)
+        if d and Path(d).is_dir():
+            stamp[env] = {p.name: [p.stat().st_size, int(p.stat().st_mtime)] for p in sorted(Path(d).iterdir()) if p.is_file()}
+    return stamp
+
+
+def cache_key(notebook: Path, params: dict, upstream: str = "") -> str:
+    lib = _hash_files(Path(__file__).resolve().parent.glob("*.py"))
+    blob = json.dumps({"nb": _notebook_code_hash(notebook), "params": params, "lib": lib,
+                       "inputs": _inputs_stamp(), "upstream": upstream}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _failure_message(exc, notebook: Path, out: Path) -> str:
+    cell = getattr(exc, "exec_count", None)
+    ename, evalue = getattr(exc, "ename", type(exc).__name__), getattr(exc, "evalue", str(exc))
+    where = f"cell [{cell}]" if cell is not None else "a cell"
+    return f"chapter {notebook.name} failed in {where}: {ename}: {evalue}\n  executed copy with the traceback: {out}"
+
+
+def run_chapter(notebook: Path, params: dict, out: Path, *, kernel_name: str = "python3", log_output: bool = False) -> None:
+    import papermill as pm
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        pm.execute_notebook(str(notebook), str(out), parameters=params, kernel_name=kernel_name,
+                            cwd=str(notebook.parent), progress_bar=False, log_output=log_output)
+    except pm.PapermillExecutionError as exc:
+        raise ChapterFailed(_failure_message(exc, notebook, out)) from None
+
+
+def run_book(profile: str = "smoke", chapter_ids=None, *, force: bool = False, notebooks_dir=None,
+             profiles=None, kernel_name: str = "python3", verbose: bool = True) -> list[dict]:
+    """Run the chapters in order; returns one record per chapter (``chapter, status, seconds, output``).
+
+    Raises ValueError for an unknown profile or chapter, :class:`ChapterFailed` at the first failing notebook."""
+    avail = chapters(notebooks_dir)
+    wanted = list(avail) if not chapter_ids else [str(c).zfill(2) for c in chapter_ids]
+    unknown = [c for c in wanted if c not in avail]
+    if unknown:
+        raise ValueError(f"unknown chapter(s) {', '.join(unknown)}; expected some of {', '.join(avail)}")
+    params_all = {c: config.profile_parameters(profile, c, profiles) for c in avail}  # validates the profile first
+    exec_dir = config.build_dir() / "executed"
+    cache_dir = exec_dir / ".cache"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    records, upstream = [], ""
+    for i, (cid, nb) in enumerate(avail.items(), 1):
+        key = cache_key(nb, params_all[cid], upstream)
+        upstream = key
+        if cid not in wanted:
+            continue
+        out = exec_dir / nb.name
+        stamp = cache_dir / f"{cid}.json"
+        if not force and out.exists() and stamp.exists() and json.loads(stamp.read_text()).get("key") == key:
+            records.append({"chapter": cid, "status": "cached", "seconds": 0.0, "output": str(out)})
+            if verbose:
+                print(f"[{i}/{len(avail)}] {nb.name}: unchanged since its last run (cached)", flush=True)
+            continue
+        if verbose:
+            print(f"[{i}/{len(avail)}] {nb.name} (profile {profile}) ...", flush=True)
+        stamp.unlink(missing_ok=True)
+        t0 = time.perf_counter()
+        run_chapter(nb, params_all[cid], out, kernel_name=kernel_name)
+        dt = time.perf_counter() - t0
+        stamp.write_text(json.dumps({"key": key, "profile": profile, "params": params_all[cid], "seconds": round(dt, 1)}, default=str))
+        records.append({"chapter": cid, "status": "ran", "seconds": dt, "output": str(out)})
+        if verbose:
+            print(f"      done in {dt:.1f} s -> {out}", flush=True)
+    return records
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m allelic.run", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--profile", default="smoke", help="parameter profile in notebooks/profiles.yml (smoke, default, full)")
+    ap.add_argument("--chapters", nargs="*", help="chapter numbers to run (default: all)")
+    ap.add_argument("--force", action="store_true", help="rerun even when the cache key is unchanged")
+    ap.add_argument("--list", action="store_true", help="list the chapters and profiles, then exit")
+    ap.add_argument("--kernel", default="python3", help="Jupyter kernel name")
+    a = ap.parse_args(argv)
+    try:
+        if a.list:
+            for cid, nb in chapters().items():
+                print(cid, nb.name)
+            print("profiles:", ", ".join(config.load_profiles()))
+            return 0
+        run_book(a.profile, a.chapters, force=a.force, kernel_name=a.kernel)
+    except (ValueError, FileNotFoundError, ChapterFailed) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,560 @@
+"""A simulated personal epigenome with known ground truth — the book's embedded default data.
+
+``simulate(preset_or_params)`` writes, deterministically from ``random_state``, real files that standard tools open:
+
+==============================  ==========================================================================
+file                            content
+==============================  ==========================================================================
+``genome.fa`` (+ ``.fai``)      reference genome of ``n_chromosomes`` chromosomes (``chr1``...)
+``variants.vcf.gz`` (+ ``.tbi``)  phased genotypes of every donor (one sample column per donor): het SNVs,
+                                some homozygous sites, a few indels and multi-allelic records
+``bam/<sample>.bam`` (+ ``.bai``) sorted single-end reads of one donor x tissue x assay, in reference
+                                coordinates, each read carrying its haplotype's alleles
+``peaks/<sample>.bed``          regions the assay measured in that tissue (active elements)
+``samples.tsv``                 sample, donor, tissue, assay, bam, peaks, rho, depth_scale
+``elements.tsv``                regulatory elements: id, type (ctcf, promoter, enhancer), chrom, start, end
+``motif_instances.tsv``         planted motifs: element, JASPAR id, name, chrom, start, end, strand
+``truth.tsv.gz``                one row per het SNV x sample measured: the true allelic ratios, AS or not,
+                                whether the SNV disrupts a planted motif, and the motif score change
+``manifest.json``               parameters, their hash and the file list (the cache key)
+==============================  ==========================================================================
+
+The ground-truth model (documented in the book's chapter 01):
+
+* Elements carry motifs sampled from real JASPAR matrices (CTCF sites: MA0139.1; promoters: NRF1, SP1, YY1, TBP;
+  enhancers: AP-1, CEBPB, HNF4A, FOXA2). Some het SNVs fall inside planted motifs.
+* For donor *d*, element *e*: ``delta = sum over its motifs of (PWM score on haplotype 1 - on haplotype 2)`` (bits).
+  In tissue *t*, assay *a*: ``logit(r1) = effect_per_bit * gate[e, t] * assay_effect[a] * delta`` (0 when
+  ``|delta| < min_delta``), clipped to +-4; ``r1`` is the fraction of the element's signal from haplotype 1.
+  ``gate[e, t]`` is 0 (no allelic effect in that tissue) with probability ``p_gate_off``, else U(0.5, 1): the
+  tissue-specific differential effects. Every het SNV inside the assay's region of the element inherits ``r1``
+  (histone marks and RNA spread the haplotype's activity along the region), so ``is_as`` is ``r1 != 0.5`` and
+  ``causal`` marks the SNVs inside a motif.
+* Observed reads: ``n ~ NegBin(depth * level[e, t] * depth_scale)``, reference reads ~ BetaBinom(n, q, rho_sample)
+  with ``q = r_ref (1 + ref_bias) / (r_ref (1 + ref_bias) + 1 - r_ref)`` (reference mapping bias). Extra
+  low-MAPQ reads carry the reference allele, duplicates are flagged, bases carry sequencing errors and qualities.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import gzip
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import config
+from .motifs import load_jaspar
+
+ASSAYS = ("CTCF", "POL2", "H3K4me3", "H3K27ac", "RNA")
+ELEMENT_MOTIFS = {
+    "ctcf": ("MA0139.1",),
+    "promoter": ("MA0506.3", "MA0079.5", "MA0095.4", "MA0108.3"),
+    "enhancer": ("MA0099.4", "MA0466.4", "MA0114.5", "MA0047.4"),
+}
+#: assay -> {element type: (relative depth, half-width of the measured region or "gene" for a gene body)}
+ASSAY_REGIONS = {
+    "CTCF": {"ctcf": (1.0, 100)},
+    "POL2": {"promoter": (1.0, 150), "enhancer": (0.4, 150)},
+    "H3K4me3": {"promoter": (1.0, 500)},
+    "H3K27ac": {"promoter": (0.8, 400), "enhancer": (1.0, 400)},
+    "RNA": {"promoter": (1.0, "gene")},
+}
+#: how strongly each assay reflects the element's allelic effect
+ASSAY_EFFECT = {"CTCF": 1.0, "POL2": 1.0, "H3K4me3": 0.6, "H3K27ac": 0.8, "RNA": 1.0}
+BASES = np.frombuffer(b"ACGT", dtype=np.uint8)
+_SLOT = 3000  # one element per 3-kb slot
+_GENE = (100, 1600)  # gene body of a promoter: from its end + 100 to + 1600
+
+
+@dataclass(frozen=True)
+class SimParams:
+    """Parameters of the simulated personal epigenome (see the module docstring for the model)."""
+
+    n_chromosomes: int = 2
+    chrom_length: int = 300_000
+    donors: tuple = ("D1", "D2")
+    tissues: tuple = ("liver", "lung", "heart")
+    assays: tuple = ASSAYS
+    gc: float = 0.42
+    element_types: dict = field(default_factory=lambda: {"ctcf": 0.4, "promoter": 0.3, "enhancer": 0.3})
+    p_active: dict = field(default_factory=lambda: {"ctcf": 0.9, "promoter": 0.8, "enhancer": 0.5})
+    p_motif_snv: float = 0.35
+    snv_rate: float = 2e-3
+    p_het: float = 0.5
+    p_het_motif: float = 0.7
+    p_hom_alt: float = 0.1
+    frac_indel: float = 0.01
+    frac_multiallelic: float = 0.005
+    effect_per_bit: float = 0.5
+    min_delta: float = 2.0
+    p_gate_off: float = 0.3
+    depth: float = 40.0
+    depth_dispersion: float = 5.0
+    rho: float = 0.03
+    ref_bias: float = 0.08
+    read_length: int = 50
+    error_rate: float = 0.003
+    low_qual_rate: float = 0.02
+    low_mapq_rate: float = 0.03
+    dup_rate: float = 0.05
+    random_state: int = 0
+
+    def key(self) -> str:
+        blob = json.dumps(dataclasses.asdict(self), sort_keys=True, default=list)
+        return hashlib.sha256(f"{_FORMAT_VERSION}:{blob}".encode()).hexdigest()[:12]
+
+
+_FORMAT_VERSION = 1
+PRESETS = {
+    "smoke": SimParams(),
+    "default": SimParams(n_chromosomes=4, chrom_length=1_000_000, donors=("D1", "D2", "D3", "D4"),
+                         tissues=("adrenal_gland", "liver", "lung", "stomach", "thyroid"), read_length=76),
+    "full": SimParams(n_chromosomes=8, chrom_length=4_000_000, donors=("D1", "D2", "D3", "D4"),
+                      tissues=("adrenal_gland", "heart", "liver", "lung", "spleen", "stomach", "thyroid", "transverse_colon"),
+                      read_length=76),
+}
+
+
+def get_params(preset_or_params="smoke", **overrides) -> SimParams:
+    """A :class:`SimParams` from a preset name (``smoke``, ``default``, ``full``), a dict or a SimParams, with overrides."""
+    if isinstance(preset_or_params, SimParams):
+        p = preset_or_params
+    elif isinstance(preset_or_params, dict):
+        p, overrides = SimParams(), {**preset_or_params, **overrides}
+    elif preset_or_params in PRESETS:
+        p = PRESETS[preset_or_params]
+    else:
+        raise ValueError(f"unknown simulation preset {preset_or_params!r}; expected one of {', '.join(PRESETS)} or a dict of SimParams fields")
+    unknown = set(overrides) - {f.name for f in dataclasses.fields(SimParams)}
+    if unknown:
+        raise ValueError(f"unknown simulation parameter(s) {', '.join(sorted(unknown))}")
+    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+    return dataclasses.replace(p, **overrides)
+
+
+@dataclass
+class Simulation:
+    """A simulated data set on disk; the tables load lazily."""
+
+    root: Path
+    params: SimParams
+
+    @property
+    def fasta(self) -> Path:
+        return self.root / "genome.fa"
+
+    @property
+    def vcf(self) -> Path:
+        return self.root / "variants.vcf.gz"
+
+    def samples(self) -> pd.DataFrame:
+        s = pd.read_csv(self.root / "samples.tsv", sep="\t")
+        for col in ("bam", "peaks"):
+            s[col] = [str(self.root / p) for p in s[col]]
+        return s
+
+    def truth(self) -> pd.DataFrame:
+        return pd.read_csv(self.root / "truth.tsv.gz", sep="\t")
+
+    def elements(self) -> pd.DataFrame:
+        return pd.read_csv(self.root / "elements.tsv", sep="\t")
+
+    def motif_instances(self) -> pd.DataFrame:
+        return pd.read_csv(self.root / "motif_instances.tsv", sep="\t")
+
+    def bams(self) -> dict:
+        """``{sample: bam path}``."""
+        s = self.samples()
+        return dict(zip(s["sample"], s["bam"]))
+
+
+def simulate(preset_or_params="smoke", out_dir=None, *, force: bool = False, progress=None, **overrides) -> Simulation:
+    """Write (or reuse) a simulated data set; returns a :class:`Simulation`.
+
+    ``out_dir`` defaults to ``<data_dir>/<preset>-<parameter hash>`` (see :func:`allelic.config.data_dir`). An existing
+    folder whose ``manifest.json`` holds the same parameter hash is reused unless ``force``."""
+    params = get_params(preset_or_params, **overrides)
+    name = preset_or_params if isinstance(preset_or_params, str) else "custom"
+    out = Path(out_dir) if out_dir else config.data_dir() / f"{name}-{params.key()}"
+    manifest = out / "manifest.json"
+    if not force and manifest.is_file() and json.loads(manifest.read_text()).get("key") == params.key():
+        return Simulation(out, params)
+    if out.exists():
+        shutil.rmtree(out)
+    tmp = out.with_name(out.name + ".partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    _Simulator(params, tmp, progress).run()
+    tmp.rename(out)
+    return Simulation(out, params)
+
+
+class _Simulator:
+    def __init__(self, p: SimParams, out: Path, progress):
+        self.p, self.out, self.rng = p, out, np.random.default_rng(p.random_state)
+        self.progress = progress
+        self.chroms = [f"chr{i + 1}" for i in range(p.n_chromosomes)]
+
+    # -- genome ------------------------------------------------------------------------------------------
+    def genome(self):
+        p, rng = self.p, self.rng
+        probs = [(1 - p.gc) / 2, p.gc / 2, p.gc / 2, (1 - p.gc) / 2]
+        self.seq = {c: BASES[rng.choice(4, size=p.chrom_length, p=probs)] for c in self.chroms}
+
+    def elements(self):
+        p, rng = self.p, self.rng
+        types = list(p.element_types)
+        probs = np.array([p.element_types[t] for t in types], float)
+        motifs = {m.matrix_id: m for m in load_jaspar(sorted({i for ids in ELEMENT_MOTIFS.values() for i in ids}))}
+        els, inst = [], []
+        for c in self.chroms:
+            n_slots = p.chrom_length // _SLOT - 1
+            for s in range(n_slots):
+                etype = types[rng.choice(len(types), p=probs / probs.sum())]
+                start = (s + 1) * _SLOT + int(rng.integers(200, 600))
+                end = start + 300
+                eid = f"E{len(els) + 1:05d}"
+                els.append((eid, etype, c, start, end))
+                ids = ELEMENT_MOTIFS[etype]
+                chosen = ids if len(ids) == 1 else tuple(rng.choice(ids, size=2, replace=False))
+                # non-overlapping motif slots inside the element core
+                offsets = [150] if len(chosen) == 1 else [40, 170]
+                for mid, off in zip(chosen, offsets):
+                    m = motifs[mid]
+                    site = m.sample(1, random_state=rng)[0]
+                    strand = "+" if rng.random() < 0.5 else "-"
+                    if strand == "-":
+                        site = site[::-1].translate(str.maketrans("ACGT", "TGCA"))
+                    mstart = start + off - m.width // 2
+                    self.seq[c][mstart:mstart + m.width] = np.frombuffer(site.encode(), np.uint8)
+                    inst.append((eid, mid, m.name, c, mstart, mstart + m.width, strand))
+        self.els = pd.DataFrame(els, columns=["element_id", "type", "chrom", "start", "end"])
+        self.inst = pd.DataFrame(inst, columns=["element_id", "motif_id", "motif", "chrom", "start", "end", "strand"])
+        self.motifs = motifs
+
+    # -- variants ----------------------------------------------------------------------------------------
+    def variants(self):
+        p, rng = self.p, self.rng
+        rows = []
+        taken = {c: set() for c in self.chroms}
+        for r in self.inst.itertuples():  # SNVs inside planted motifs
+            if rng.random() < p.p_motif_snv:
+                pos = int(rng.integers(r.start, r.end))
+                taken[r.chrom].add(pos)
+                rows.append((r.chrom, pos, "snv_motif"))
+        for c in self.chroms:
+            n = rng.poisson(p.snv_rate * p.chrom_length)
+            for pos in rng.choice(np.arange(100, p.chrom_length - 100), size=n, replace=False):
+                if int(pos) not in taken[c]:
+                    taken[c].add(int(pos))
+                    rows.append((c, int(pos), "snv"))
+        v = pd.DataFrame(rows, columns=["chrom", "pos0", "kind"])
+        v["chrom_idx"] = v["chrom"].map({c: i for i, c in enumerate(self.chroms)})
+        v = v.sort_values(["chrom_idx", "pos0"], kind="stable").reset_index(drop=True)
+        u = rng.random(len(v))
+        bg = (v["kind"] == "snv").to_numpy()
+        v.loc[bg & (u < p.frac_indel), "kind"] = "indel"
+        v.loc[bg & (u >= p.frac_indel) & (u < p.frac_indel + p.frac_multiallelic), "kind"] = "multiallelic"
+        ref = np.array([self.seq[c][pos] for c, pos in zip(v["chrom"], v["pos0"])], np.uint8)
+        shift = rng.integers(1, 4, size=len(v))
+        code = np.searchsorted(BASES, ref)
+        alt = BASES[(code + shift) % 4]
+        alt2 = BASES[(code + shift % 3 + 1) % 4]
+        v["ref"] = ref.view("S1").astype(str)
+        v["alt"] = alt.view("S1").astype(str)
+        ins = v["kind"] == "indel"
+        v.loc[ins, "alt"] = v.loc[ins, "ref"] + "T"
+        mult = v["kind"] == "multiallelic"
+        v.loc[mult, "alt"] = v.loc[mult, "alt"] + "," + pd.Series(alt2.view("S1").astype(str), index=v.index)[mult]
+        # genotypes: (n_sites, n_donors, 2) alleles 0/1 (2 = second alt of multi-allelic sites)
+        nd = len(p.donors)
+        gt = np.zeros((len(v), nd, 2), np.int8)
+        p_het = np.where(v["kind"] == "snv_motif", p.p_het_motif, p.p_het)[:, None]
+        draw = rng.random((len(v), nd))
+        het = draw < p_het
+        homalt = (draw >= p_het) & (draw < p_het + p.p_hom_alt)
+        first = rng.random((len(v), nd)) < 0.5
+        gt[..., 0] = np.where(het, first, homalt)
+        gt[..., 1] = np.where(het, ~first, homalt)
+        gt[mult.to_numpy()] *= 1 + (rng.random((int(mult.sum()), nd, 1)) < 0.5).astype(np.int8)  # 0|2 or 1|1 ...
+        self.v, self.gt = v, gt
+
+    def haplotypes(self):
+        """Per donor, per chromosome, two haplotype sequences with the SNV alleles applied."""
+        snv = (self.v["kind"].isin(["snv", "snv_motif"])).to_numpy()
+        alt = np.frombuffer("".join(self.v["alt"].str[0]).encode(), np.uint8)
+        self.hap = {}
+        for d, donor in enumerate(self.p.donors):
+            self.hap[donor] = {}
+            for c in self.chroms:
+                on = snv & (self.v["chrom"] == c).to_numpy()
+                pos = self.v["pos0"].to_numpy()[on]
+                haps = []
+                for h in range(2):
+                    s = self.seq[c].copy()
+                    carry = self.gt[on, d, h] == 1
+                    s[pos[carry]] = alt[on][carry]
+                    haps.append(s)
+                self.hap[donor][c] = haps
+
+    def motif_effects(self):
+        """Per donor and element, the haplotype motif-score difference (bits) and per-SNV causal scores."""
+        lo = {mid: m.log_odds() for mid, m in self.motifs.items()}
+        delta = np.zeros((len(self.p.donors), len(self.els)))
+        eidx = {e: i for i, e in enumerate(self.els["element_id"])}
+        for r in self.inst.itertuples():
+            pwm = lo[r.motif_id]
+            for d, donor in enumerate(self.p.donors):
+                s = [_site_score(self.hap[donor][r.chrom][h][r.start:r.end], pwm, r.strand) for h in range(2)]
+                delta[d, eidx[r.element_id]] += s[0] - s[1]
+        self.delta = delta
+        # reference / alternative score of each SNV inside a motif (causal SNVs)
+        rec = []
+        for r in self.inst.itertuples():
+            sub = self.v[(self.v["chrom"] == r.chrom) & (self.v["pos0"] >= r.start) & (self.v["pos0"] < r.end)
+                         & self.v["kind"].isin(["snv", "snv_motif"])]
+            for s in sub.itertuples():
+                ref_site = self.seq[r.chrom][r.start:r.end].copy()
+                alt_site = ref_site.copy()
+                alt_site[s.pos0 - r.start] = ord(s.alt[0])
+                rec.append((r.chrom, s.pos0, r.element_id, r.motif,
+                            _site_score(ref_site, lo[r.motif_id], r.strand), _site_score(alt_site, lo[r.motif_id], r.strand)))
+        self.causal = pd.DataFrame(rec, columns=["chrom", "pos0", "element_id", "motif", "ref_score", "alt_score"])
+
+    def tissues(self):
+        p, rng = self.p, self.rng
+        ne, nt = len(self.els), len(p.tissues)
+        pa = self.els["type"].map(p.p_active).to_numpy()[:, None]
+        self.active = rng.random((ne, nt)) < pa
+        self.level = rng.lognormal(0.0, 0.4, size=(ne, nt))
+        self.gate = np.where(rng.random((ne, nt)) < p.p_gate_off, 0.0, rng.uniform(0.5, 1.0, size=(ne, nt)))
+
+    # -- reads -------------------------------------------------------------------------------------------
+    def _regions(self, assay):
+        """(element index, chrom, start, end, relative depth) of the regions an assay measures."""
+        out = []
+        for i, e in enumerate(self.els.itertuples()):
+            spec = ASSAY_REGIONS[assay].get(e.type)
+            if spec is None:
+                continue
+            rel, half = spec
+            if half == "gene":
+                s, t = e.end + _GENE[0], e.end + _GENE[1]
+            else:
+                mid = (e.start + e.end) // 2
+                s, t = mid - half, mid + half
+            out.append((i, e.chrom, max(0, s), min(self.p.chrom_length, t), rel))
+        return out
+
+    def reads_and_truth(self):
+        p, rng = self.p, self.rng
+        (self.out / "bam").mkdir()
+        (self.out / "peaks").mkdir()
+        snv_mask = self.v["kind"].isin(["snv", "snv_motif"]).to_numpy()
+        vs = self.v[snv_mask]
+        gt = self.gt[snv_mask]
+        by_chrom = {c: (vs["pos0"].to_numpy()[(vs["chrom"] == c).to_numpy()], np.flatnonzero((vs["chrom"] == c).to_numpy()))
+                    for c in self.chroms}
+        causal = self.causal.set_index(["chrom", "pos0"])
+        samples, truth = [], []
+        combos = [(d, t, a) for d in range(len(p.donors)) for t in range(len(p.tissues)) for a in p.assays]
+        for d, t, assay in _progress(combos, self.progress, "simulating samples"):
+            donor, tissue = p.donors[d], p.tissues[t]
+            sample = f"{donor}_{tissue}_{assay}"
+            rho = float(rng.uniform(0.5, 1.5) * p.rho)
+            scale = float(rng.uniform(0.7, 1.3))
+            reads, peaks = [], []
+            for ei, c, s, e, rel in self._regions(assay):
+                if not self.active[ei, t]:
+                    continue
+                peaks.append((c, s, e, self.els.at[ei, "element_id"], self.level[ei, t]))
+                pos_c, idx_c = by_chrom[c]
+                lo_, hi_ = np.searchsorted(pos_c, [s, e])
+                sel = idx_c[lo_:hi_]
+                sel = sel[gt[sel, d, 0] != gt[sel, d, 1]]  # heterozygous in this donor
+                if len(sel) == 0:
+                    continue
+                dl = self.delta[d, ei]
+                eff = 0.0 if abs(dl) < p.min_delta else p.effect_per_bit * self.gate[ei, t] * ASSAY_EFFECT[assay] * dl
+                r1 = float(1 / (1 + np.exp(-np.clip(eff, -4, 4))))
+                mean = p.depth * self.level[ei, t] * scale * rel
+                for k in sel:
+                    row = vs.iloc[k]
+                    hap_ref = 0 if gt[k, d, 0] == 0 else 1  # haplotype carrying the reference allele
+                    r_ref = r1 if hap_ref == 0 else 1 - r1
+                    q = r_ref * (1 + p.ref_bias) / (r_ref * (1 + p.ref_bias) + 1 - r_ref)
+                    n = int(rng.negative_binomial(p.depth_dispersion, p.depth_dispersion / (p.depth_dispersion + mean)))
+                    k_ref = int(_betabinom_draw(rng, n, q, rho))
+                    n_low = int(rng.binomial(n, p.low_mapq_rate))
+                    reads.append((c, row.pos0, hap_ref, k_ref, n - k_ref, n_low))
+                    cz = causal.loc[(c, row.pos0)] if (c, row.pos0) in causal.index else None
+                    truth.append((c, row.pos0 + 1, row.ref, row.alt, donor, tissue, assay, sample,
+                                  self.els.at[ei, "element_id"], self.els.at[ei, "type"],
+                                  row.ref if gt[k, d, 0] == 0 else row.alt, row.ref if gt[k, d, 1] == 0 else row.alt,
+                                  r1, r_ref, q, mean, abs(r1 - 0.5) > 1e-12, cz is not None,
+                                  None if cz is None else cz["motif"], np.nan if cz is None else cz["ref_score"],
+                                  np.nan if cz is None else cz["alt_score"], dl, self.gate[ei, t]))
+            bam = self.out / "bam" / f"{sample}.bam"
+            self._write_bam(bam, sample, donor, reads)
+            bed = self.out / "peaks" / f"{sample}.bed"
+            pk = pd.DataFrame(peaks, columns=["chrom", "start", "end", "name", "score"]).sort_values(["chrom", "start"])
+            pk.round({"score": 3}).to_csv(bed, sep="\t", header=False, index=False)
+            samples.append((sample, donor, tissue, assay, f"bam/{sample}.bam", f"peaks/{sample}.bed", round(rho, 5), round(scale, 4)))
+        pd.DataFrame(samples, columns=["sample", "donor", "tissue", "assay", "bam", "peaks", "rho", "depth_scale"]).to_csv(
+            self.out / "samples.tsv", sep="\t", index=False)
+        cols = ["chrom", "pos", "ref", "alt", "donor", "tissue", "assay", "sample", "element_id", "element_type",
+                "hap1_allele", "hap2_allele", "true_hap1_ratio", "true_ref_ratio", "expected_ref_ratio", "expected_depth",
+                "is_as", "causal", "motif", "motif_ref_score", "motif_alt_score", "element_delta", "tissue_gate"]
+        tr = pd.DataFrame(truth, columns=cols)
+        with open(self.out / "truth.tsv.gz", "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz:
+            gz.write(tr.round(6).to_csv(sep="\t", index=False).encode())  # mtime=0: identical bytes for identical parameters
+
+    def _write_bam(self, path: Path, sample: str, donor: str, sites):
+        import pysam
+
+        p, rng, L = self.p, self.rng, self.p.read_length
+        chrom_of, start, hap, mapq, flag = [], [], [], [], []
+        for c, pos0, hap_ref, k_ref, k_alt, n_low in sites:
+            n = k_ref + k_alt + n_low
+            if n == 0:
+                continue
+            st = np.clip(pos0 - rng.integers(0, L, size=n), 0, p.chrom_length - L)
+            h = np.r_[np.full(k_ref, hap_ref), np.full(k_alt, 1 - hap_ref), np.full(n_low, hap_ref)]
+            mq = np.r_[rng.integers(30, 61, size=k_ref + k_alt), rng.integers(0, 6, size=n_low)]
+            chrom_of.append(np.full(n, self.chroms.index(c)))
+            start.append(st)
+            hap.append(h)
+            mapq.append(mq)
+        header = "@HD\tVN:1.6\tSO:coordinate\n" + "".join(f"@SQ\tSN:{c}\tLN:{p.chrom_length}\n" for c in self.chroms)
+        header += f"@RG\tID:{sample}\tSM:{donor}\tLB:{sample}\tPL:ILLUMINA\n"
+        lines = []
+        if start:
+            ci, st, h, mq = (np.concatenate(x) for x in (chrom_of, start, hap, mapq))
+            dup = rng.random(len(st)) < p.dup_rate
+            ci, st, h, mq = (np.r_[x, x[dup]] for x in (ci, st, h, mq))
+            fl = np.where(rng.random(len(st)) < 0.5, 16, 0)
+            fl[len(fl) - int(dup.sum()):] |= 1024
+            order = np.lexsort((st, ci))
+            ci, st, h, mq, fl = ci[order], st[order], h[order], mq[order], fl[order]
+            seqs = np.empty((len(st), L), np.uint8)
+            quals = np.full((len(st), L), 37, np.uint8)
+            offs = np.arange(L)
+            for i, c in enumerate(self.chroms):
+                m = ci == i
+                if not m.any():
+                    continue
+                idx = st[m, None] + offs
+                h0, h1 = self.hap[donor][c]
+                seqs[m] = np.where(h[m, None] == 0, h0[idx], h1[idx])
+            err = rng.random(seqs.shape) < p.error_rate
+            code = np.searchsorted(BASES, seqs[err])
+            seqs[err] = BASES[(code + rng.integers(1, 4, size=code.size)) % 4]
+            quals[err] = rng.choice(np.array([8, 25], np.uint8), size=int(err.sum()))
+            quals[rng.random(seqs.shape) < p.low_qual_rate] = 8
+            seq_s = seqs.view(f"S{L}").ravel().astype(str)
+            qual_s = (quals + 33).view(f"S{L}").ravel().astype(str)
+            cigar = f"{L}M"
+            lines = [f"{sample}:{j}\t{f}\t{self.chroms[c]}\t{s + 1}\t{q}\t{cigar}\t*\t0\t0\t{sq}\t{ql}\tRG:Z:{sample}\n"
+                     for j, (f, c, s, q, sq, ql) in enumerate(zip(fl.tolist(), ci.tolist(), st.tolist(), mq.tolist(), seq_s, qual_s))]
+        sam = path.with_suffix(".sam")
+        sam.write_text(header + "".join(lines))
+        pysam.view("-b", "--no-PG", "-o", str(path), str(sam), catch_stdout=False)
+        sam.unlink()
+        pysam.index(str(path))
+
+    # -- files -------------------------------------------------------------------------------------------
+    def write_reference(self):
+        import pysam
+
+        fa = self.out / "genome.fa"
+        with open(fa, "w") as fh:
+            for c in self.chroms:
+                s = self.seq[c].tobytes().decode()
+                fh.write(f">{c}\n" + "\n".join(s[i:i + 60] for i in range(0, len(s), 60)) + "\n")
+        pysam.faidx(str(fa))
+
+    def write_vcf(self):
+        import pysam
+
+        p = self.p
+        head = ["##fileformat=VCFv4.2", "##source=allelic.simulate", "##reference=genome.fa"]
+        head += [f"##contig=<ID={c},length={p.chrom_length}>" for c in self.chroms]
+        head += ['##INFO=<ID=KIND,Number=1,Type=String,Description="simulated site kind: snv, snv_motif, indel, multiallelic">',
+                 '##FORMAT=<ID=GT,Number=1,Type=String,Description="Phased genotype">',
+                 "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\t" + "\t".join(p.donors)]
+        gts = ["\t".join(f"{a}|{b}" for a, b in row) for row in self.gt.tolist()]
+        body = [f"{r.chrom}\t{r.pos0 + 1}\tsim{i + 1}\t{r.ref}\t{r.alt}\t60\tPASS\tKIND={r.kind}\tGT\t{g}"
+                for i, (r, g) in enumerate(zip(self.v.itertuples(), gts))]
+        plain = self.out / "variants.vcf"
+        plain.write_text("\n".join(head + body) + "\n")
+        pysam.tabix_index(str(plain), preset="vcf", force=True)  # writes variants.vcf.gz + .tbi, removes the plain file
+
+    def run(self):
+        self.genome()
+        self.elements()
+        self.variants()
+        self.haplotypes()
+        self.motif_effects()
+        self.tissues()
+        self.write_reference()
+        self.write_vcf()
+        self.reads_and_truth()
+        self.els.to_csv(self.out / "elements.tsv", sep="\t", index=False)
+        self.inst.to_csv(self.out / "motif_instances.tsv", sep="\t", index=False)
+        act = pd.DataFrame(self.active, columns=list(self.p.tissues))
+        act.insert(0, "element_id", self.els["element_id"])
+        act.to_csv(self.out / "element_activity.tsv", sep="\t", index=False)
+        files = sorted(str(f.relative_to(self.out)) for f in self.out.rglob("*") if f.is_file())
+        (self.out / "manifest.json").write_text(json.dumps(
+            {"key": self.p.key(), "params": dataclasses.asdict(self.p), "format_version": _FORMAT_VERSION, "files": files},
+            indent=1, default=list))
+
+
+def _site_score(site: np.ndarray, pwm: np.ndarray, strand: str) -> float:
+    """Log-odds score (bits) of a site (uint8 ASCII array of the motif's width) on the given strand."""
+    code = np.searchsorted(BASES, site)
+    if strand == "-":
+        code = 3 - code[::-1]
+    return float(pwm[code, np.arange(len(code))].sum())
+
+
+def _betabinom_draw(rng, n: int, q: float, rho: float) -> int:
+    if n == 0:
+        return 0
+    if rho <= 0:
+        return rng.binomial(n, q)
+    a, b = q * (1 - rho) / rho, (1 - q) * (1 - rho) / rho
+    return rng.binomial(n, rng.beta(a, b))
+
+
+def _progress(it, progress, desc):
+    import sys
+
+    show = sys.stderr.isatty() if progress is None else progress
+    if not show:
+        return it
+    from tqdm.auto import tqdm
+
+    return tqdm(it, desc=desc)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m allelic.simulate", description="Write the simulated personal epigenome.")
+    ap.add_argument("--preset", default="smoke", help=f"one of {', '.join(PRESETS)}")
+    ap.add_argument("--out", help="output folder (default: data/simulated/<preset>-<hash>)")
+    ap.add_argument("--force", action="store_true")
+    a = ap.parse_args(argv)
+    sim = simulate(a.preset, a.out, force=a.force)
+    print(sim.root)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
