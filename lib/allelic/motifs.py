@@ -271,7 +271,12 @@ class Motif:
         return (self.counts + p / 4.0) / totals
 
     def log_odds(self, pseudocount: float = 0.8, background=_UNIFORM) -> np.ndarray:
-        """Log2-odds PWM, ``(4, w)`` in bits: ``log2(probabilities(pseudocount)[b, j] / background[b])``."""
+        """Log2-odds PWM, ``(4, w)`` in bits:
+        ``log2(probabilities(pseudocount)[b, j] / background[b])``.
+
+        With ``pseudocount=0`` a zero count gives ``-inf``; :func:`scan` and
+        :func:`score_threshold` refuse such a matrix.
+        """
         bg = _as_background(background)
         with np.errstate(divide="ignore"):
             return np.log2(self.probabilities(pseudocount)) - np.log2(bg)[:, None]
@@ -331,6 +336,9 @@ def _jaspar_by_id(matrix_id: str, release: str) -> Motif:
 
 @functools.lru_cache(maxsize=None)
 def _jaspar_collection(collection, tax_group, release: str) -> tuple[Motif, ...]:
+    # pyjaspar wants a list (not a tuple) for several collections / groups
+    collection = list(collection) if isinstance(collection, tuple) else collection
+    tax_group = list(tax_group) if isinstance(tax_group, tuple) else tax_group
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ms = _jaspar_db(release).fetch_motifs(collection=collection, tax_group=tax_group)
@@ -364,7 +372,8 @@ def load_jaspar(
         name, in the given order: when several base ids share the name (CTCF has
         MA0139, MA1929, MA1930) the smallest base id is returned.
     collection, tax_group
-        JASPAR collection and taxonomic group of the whole-collection load.
+        JASPAR collection and taxonomic group (a str, a list of them, or None for
+        all) of the whole-collection load and of ``names`` look-ups.
     release
         JASPAR release (default :data:`DEFAULT_JASPAR_RELEASE`).
 
@@ -384,7 +393,8 @@ def load_jaspar(
         names = [names]
     if ids is not None:
         return [_jaspar_by_id(str(i).strip(), release) for i in ids]
-    motifs = _jaspar_collection(collection, tax_group, release)
+    key = [tuple(x) if isinstance(x, (list, tuple)) else x for x in (collection, tax_group)]
+    motifs = _jaspar_collection(*key, release)
     if names is None:
         return list(motifs)
     out = []
@@ -447,14 +457,14 @@ class _Scorer:
             out[:, :, s] = acc
 
     def dense(self, X: np.ndarray, out: np.ndarray) -> None:
-        """Soft one-hot ``X`` (m, L, 4) -> ``out`` (m, L-w+1, n_strands): sum_j X[l+j] . pwm[:, j]."""
+        """Soft one-hot ``X`` (m, L, 4) -> ``out`` (m, L-w+1, n_strands):
+        ``sum_j X[l+j] . pwm[:, j]``."""
         w = self.w
         Lw = X.shape[1] - w + 1
         for s, p in enumerate(self.pwms):
-            M = X @ p                                # (m, L, w)
-            acc = M[:, 0:Lw, 0].copy()
+            acc = X[:, 0:Lw] @ p[:, 0]               # (m, Lw)
             for j in range(1, w):
-                acc += M[:, j : j + Lw, j]
+                acc += X[:, j : j + Lw] @ p[:, j]
             out[:, :, s] = acc
 
 

@@ -404,7 +404,93 @@ def _rho_loglik_hist(k: np.ndarray, n: np.ndarray, w: np.ndarray, p: float):
     return ll
 
 
-def fit_betabinom_rho(k, n, p=0.5, *, weights=None) -> float:
+def _prepare_rho_sites(k, n, p, weights):
+    """Validated, collapsed sites for the rho likelihood: unique ``(k, n, p)`` with summed weights, ``n > 1``."""
+    k, n = _check_counts(k, n)
+    p = _check_param(p, "p (null ratio)", 0.0, 1.0, lo_open=True, hi_open=True)
+    k, n, p = (a.ravel() for a in np.broadcast_arrays(k, n, p))
+    w = np.ones(k.shape) if weights is None else np.broadcast_to(
+        _check_param(weights, "weights", 0.0, np.inf), k.shape).ravel().astype(float)
+    use = (n > 1) & (w > 0)
+    k, n, p, w = k[use], n[use], p[use], w[use]
+    if k.size == 0:
+        raise ValueError("fit_betabinom_rho: no sites with n > 1 (and positive weight) to fit rho on")
+    ids, first = _unique_rows(k, n, p)
+    return k[first], n[first], p[first], np.bincount(ids, weights=w)
+
+
+def _site_logpmf_fn(k, n, p):
+    """``rho -> `` beta-binomial log pmf of each (collapsed) site, shape (S,); ``rho == 0`` is binomial."""
+    up, pidx = np.unique(p, return_inverse=True)
+    logC = special.gammaln(n + 1.0) - special.gammaln(k + 1.0) - special.gammaln(n - k + 1.0)
+    if up.size <= 64:
+        width = int(n.max()) + 1
+
+        def f(rho):
+            r = np.full((up.size, 1), rho)
+            A = _rising_log(up[:, None], r, width)
+            B = _rising_log(1.0 - up[:, None], r, width)
+            C = _rising_log(np.ones((up.size, 1)), r, width)
+            return logC + A[pidx, k] + B[pidx, n - k] - C[pidx, n]
+    else:
+        def f(rho):
+            if rho == 0:
+                return logC + k * np.log(p) + (n - k) * np.log1p(-p)
+            a, b = _rho_to_ab(p, rho)
+            return logC + special.betaln(k + a, n - k + b) - special.betaln(a, b)
+    return f
+
+
+def _maximise_logit(negll, lo=-14.0, hi=8.0, npts=45):
+    """Minimise ``negll(t)`` over ``t`` in [lo, hi]: grid, then bounded Brent around the best point."""
+    grid = np.linspace(lo, hi, npts)
+    vals = np.array([negll(t) for t in grid])
+    b = int(np.argmin(vals))
+    res = optimize.minimize_scalar(negll, bounds=(grid[max(b - 1, 0)], grid[min(b + 1, npts - 1)]),
+                                   method="bounded", options={"xatol": 1e-6})
+    return (float(res.x), float(res.fun)) if res.fun <= vals[b] else (float(grid[b]), float(vals[b]))
+
+
+def _fit_rho_contaminated(k, n, p, w):
+    """ML ``(rho, eps)`` of the mixture ``(1 - eps) BetaBinom(n, p, rho) + eps Uniform{0..n}`` (collapsed sites).
+
+    The uniform component absorbs strongly imbalanced (allele-specific) sites so they
+    do not inflate ``rho``. ``eps`` is profiled on a grid in [0, 0.5] (Brent in
+    logit rho at each value), then both are polished with Nelder-Mead.
+    """
+    f = _site_logpmf_fn(k, n, p)
+    log_unif = -np.log(n + 1.0)
+
+    def negll(rho, eps):
+        L = f(rho)
+        if eps <= 0:
+            return -float(w @ L)
+        return -float(w @ np.logaddexp(np.log1p(-eps) + L, np.log(eps) + log_unif))
+
+    best = None
+    for eps in (0.0, 0.01, 0.03, 0.1, 0.2, 0.35, 0.5):
+        t, v = _maximise_logit(lambda t: negll(float(special.expit(t)), eps), npts=23)
+        if best is None or v < best[2]:
+            best = (t, eps, v)
+    t0, e0, v0 = best
+    x0 = np.array([t0, special.logit(min(max(e0, 1e-4), 0.5))])
+
+    def obj(x):
+        return negll(float(special.expit(np.clip(x[0], -20, 10))),
+                     float(special.expit(np.clip(x[1], -20, 0.0))))
+    res = optimize.minimize(obj, x0, method="Nelder-Mead", options={"xatol": 1e-5, "fatol": 1e-9})
+    if res.fun < v0:
+        rho, eps = float(special.expit(np.clip(res.x[0], -20, 10))), float(special.expit(np.clip(res.x[1], -20, 0.0)))
+        v0 = res.fun
+    else:
+        rho, eps = float(special.expit(t0)), float(e0)
+    for r0, e in ((0.0, eps), (rho, 0.0), (0.0, 0.0)):      # prefer the simpler model on ties
+        if negll(r0, e) <= v0:
+            return r0, e
+    return rho, eps
+
+
+def fit_betabinom_rho(k, n, p=0.5, *, weights=None, robust=False) -> float:
     """Maximum-likelihood over-dispersion ``rho`` of a beta-binomial with mean ``p``, across sites.
 
     Parameters
@@ -417,6 +503,11 @@ def fit_betabinom_rho(k, n, p=0.5, *, weights=None) -> float:
         ``betaln``-based likelihood.
     weights : array_like (N,), optional
         Non-negative site weights (e.g. multiplicities).
+    robust : bool
+        False (default, AlleleSeq2): fit one beta-binomial to all sites, so truly
+        allele-specific sites inflate ``rho`` (conservative tests). True: fit the
+        mixture ``(1 - eps) BetaBinom(p, rho) + eps Uniform{0..n}`` and return its
+        ``rho``; the uniform "outlier" component soaks up strongly imbalanced sites.
 
     Returns
     -------
@@ -430,20 +521,13 @@ def fit_betabinom_rho(k, n, p=0.5, *, weights=None) -> float:
     The likelihood is maximised on the logit scale over ``rho`` in
     ``[~8e-7, 0.9997]`` by a coarse grid followed by bounded Brent
     (:func:`scipy.optimize.minimize_scalar`), then compared with ``rho = 0``.
+    Identical sites are collapsed and, for few distinct ``p``, one likelihood
+    evaluation costs O(max n) (tabulated rising factorials), so 10^6 sites fit in
+    ~0.1 s (robust: ~1 s).
     """
-    k, n = _check_counts(k, n)
-    p = _check_param(p, "p (null ratio)", 0.0, 1.0, lo_open=True, hi_open=True)
-    k, n, p = (a.ravel() for a in np.broadcast_arrays(k, n, p))
-    w = np.ones(k.shape) if weights is None else np.broadcast_to(
-        _check_param(weights, "weights", 0.0, np.inf), k.shape).ravel().astype(float)
-    use = (n > 1) & (w > 0)
-    k, n, p, w = k[use], n[use], p[use], w[use]
-    if k.size == 0:
-        raise ValueError("fit_betabinom_rho: no sites with n > 1 (and positive weight) to fit rho on")
-
-    ids, first = _unique_rows(k, n, p)                 # collapse identical sites
-    wsum = np.bincount(ids, weights=w)
-    k, n, p, w = k[first], n[first], p[first], wsum
+    k, n, p, w = _prepare_rho_sites(k, n, p, weights)
+    if robust:
+        return _fit_rho_contaminated(k, n, p, w)[0]
 
     up = np.unique(p)
     if up.size <= 64:
@@ -452,22 +536,12 @@ def fit_betabinom_rho(k, n, p=0.5, *, weights=None) -> float:
         def loglik(rho):
             return sum(f(rho) for f in parts)
     else:
+        site = _site_logpmf_fn(k, n, p)
+
         def loglik(rho):
-            if rho == 0:
-                return float(w @ (k * np.log(p) + (n - k) * np.log1p(-p)))
-            a, b = _rho_to_ab(p, rho)
-            return float(w @ (special.betaln(k + a, n - k + b) - special.betaln(a, b)))
+            return float(w @ site(rho))
 
-    def negll_logit(t):
-        return -loglik(float(special.expit(t)))
-
-    grid = np.linspace(-14.0, 8.0, 45)
-    vals = np.array([negll_logit(t) for t in grid])
-    b = int(np.argmin(vals))
-    lo, hi = grid[max(b - 1, 0)], grid[min(b + 1, grid.size - 1)]
-    res = optimize.minimize_scalar(negll_logit, bounds=(lo, hi), method="bounded",
-                                   options={"xatol": 1e-6})
-    t_best, v_best = (res.x, res.fun) if res.fun <= vals[b] else (grid[b], vals[b])
+    t_best, v_best = _maximise_logit(lambda t: -loglik(float(special.expit(t))))
     if -loglik(0.0) <= v_best:
         return 0.0
     return float(special.expit(t_best))
@@ -785,7 +859,7 @@ def _validate_table(table, ref_col, alt_col, group_cols):
 
 def test_imbalance(table, *, ref_col="ref_count", alt_col="alt_count", group_cols=("sample",),
                    min_total=6, null="fixed", p_null=0.5, null_method="median",
-                   overdispersion="per_group", fdr=0.1, fdr_by_group=False, fdr_method="bh",
+                   overdispersion="per_group", robust_rho=False, fdr=0.1, fdr_by_group=False, fdr_method="bh",
                    ci_level=0.95, ci_method="wilson", n_sims=5, ledger=None,
                    random_state=None) -> ImbalanceResult:
     """Test every site of a counts table for allelic imbalance (binomial and beta-binomial).
@@ -813,6 +887,12 @@ def test_imbalance(table, *, ref_col="ref_count", alt_col="alt_count", group_col
     overdispersion : "per_group", "global", "none" or float
         Fit ``rho`` per group, once over the whole table (with per-group ``p_null``),
         use ``rho = 0`` (beta-binomial = binomial), or use the given value.
+    robust_rho : bool
+        Passed to :func:`fit_betabinom_rho` as ``robust``. False (default, AlleleSeq2):
+        rho is fitted on all tested sites, imbalanced ones included, which inflates
+        it and costs power (conservative). True: a uniform outlier component absorbs
+        strongly imbalanced sites (more power; rho can be somewhat underestimated
+        when many sites are imbalanced).
     fdr : float
         FDR level for the ``as_*`` calls.
     fdr_by_group : bool
@@ -850,6 +930,7 @@ def test_imbalance(table, *, ref_col="ref_count", alt_col="alt_count", group_col
     ledger = Ledger() if ledger is None else ledger
     settings = dict(ref_col=ref_col, alt_col=alt_col, group_cols=tuple(group_cols), min_total=min_total,
                     null=null, p_null=p_null, null_method=null_method, overdispersion=overdispersion,
+                    robust_rho=robust_rho,
                     fdr=fdr, fdr_by_group=fdr_by_group, fdr_method=fdr_method, ci_level=ci_level,
                     ci_method=ci_method, n_sims=n_sims, random_state=random_state)
 
@@ -903,11 +984,11 @@ def test_imbalance(table, *, ref_col="ref_count", alt_col="alt_count", group_col
     elif isinstance(overdispersion, float):
         rg[:] = overdispersion
     elif overdispersion == "global":
-        rg[:] = fit_betabinom_rho(k, n, p_row) if (n > 1).any() else np.nan
+        rg[:] = fit_betabinom_rho(k, n, p_row, robust=robust_rho) if (n > 1).any() else np.nan
     else:
         for i, m in enumerate(members):
             if m.size and (n[m] > 1).any():
-                rg[i] = fit_betabinom_rho(k[m], n[m], pg[i])
+                rg[i] = fit_betabinom_rho(k[m], n[m], pg[i], robust=robust_rho)
     rho_row = rg[g]
     if np.isnan(rho_row).any():   # groups where rho could not be fitted (all totals <= 1)
         rho_row = np.where(np.isnan(rho_row), 0.0, rho_row)

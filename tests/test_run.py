@@ -1,0 +1,85 @@
+"""The papermill runner: order, parameters, cache, loud failures, bad parameters."""
+import json
+
+import nbformat
+import pytest
+
+from allelic import config, run
+
+
+def _nb(path, body):
+    nb = nbformat.v4.new_notebook()
+    p = nbformat.v4.new_code_cell("x = 1\nprofile = 'smoke'")
+    p.metadata["tags"] = ["parameters"]
+    nb.cells = [p, nbformat.v4.new_code_cell(body)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+@pytest.fixture
+def book(tmp_path, monkeypatch):
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    _nb(nbs / "01_first.ipynb", "from pathlib import Path\nPath('out01.txt').write_text(str(x * 2))")
+    _nb(nbs / "02_second.ipynb", "y = x + 1")
+    prof = tmp_path / "profiles.yml"
+    prof.write_text("smoke:\n  common: {x: 3}\n  '02': {x: 5}\nother:\n  common: {x: 4}\n")
+    monkeypatch.setenv("ALLELIC_BUILD_DIR", str(tmp_path / "build"))
+    return nbs, prof
+
+
+def test_runs_in_order_with_profile_parameters_then_caches(book, tmp_path):
+    nbs, prof = book
+    recs = run.run_book("smoke", notebooks_dir=nbs, profiles=prof, verbose=False)
+    assert [r["chapter"] for r in recs] == ["01", "02"] and all(r["status"] == "ran" for r in recs)
+    assert (nbs / "out01.txt").read_text() == "6"  # common x=3 reached chapter 01, run in its own folder
+    executed = nbformat.read(tmp_path / "build" / "executed" / "02_second.ipynb", as_version=4)
+    injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert "x = 5" in injected[0].source  # the chapter block overrides common
+    again = run.run_book("smoke", notebooks_dir=nbs, profiles=prof, verbose=False)
+    assert [r["status"] for r in again] == ["cached", "cached"]
+    stamp = json.loads((tmp_path / "build" / "executed" / ".cache" / "01.json").read_text())
+    assert stamp["params"] == {"x": 3, "profile": "smoke"}
+    # another profile changes the parameters: both rerun; forcing reruns too
+    assert [r["status"] for r in run.run_book("other", notebooks_dir=nbs, profiles=prof, verbose=False)] == ["ran", "ran"]
+    assert [r["status"] for r in run.run_book("other", ["02"], notebooks_dir=nbs, profiles=prof, force=True, verbose=False)] == ["ran"]
+
+
+def test_upstream_change_invalidates_later_chapters(book):
+    nbs, prof = book
+    run.run_book("smoke", notebooks_dir=nbs, profiles=prof, verbose=False)
+    _nb(nbs / "01_first.ipynb", "z = 'changed'")
+    recs = run.run_book("smoke", notebooks_dir=nbs, profiles=prof, verbose=False)
+    assert [r["status"] for r in recs] == ["ran", "ran"]
+
+
+def test_failing_notebook_stops_the_run_naming_notebook_and_cell(book):
+    nbs, prof = book
+    _nb(nbs / "01_first.ipynb", "raise RuntimeError('planted failure')")
+    with pytest.raises(run.ChapterFailed) as err:
+        run.run_book("smoke", notebooks_dir=nbs, profiles=prof, verbose=False)
+    msg = str(err.value)
+    assert "01_first.ipynb" in msg and "RuntimeError" in msg and "planted failure" in msg and "cell" in msg
+    assert not (nbs.parent / "build" / "executed" / "02_second.ipynb").exists()  # stopped at the first failure
+
+
+def test_cli_exit_status_and_messages(book, capsys, monkeypatch):
+    nbs, prof = book
+    monkeypatch.setenv("ALLELIC_ROOT", str(nbs.parent))
+    (nbs / "profiles.yml").write_text(prof.read_text())
+    assert run.main(["--profile", "nope"]) == 1
+    assert "unknown profile 'nope'; expected one of smoke, other" in capsys.readouterr().err
+    assert run.main(["--profile", "smoke", "--chapters", "07"]) == 1
+    assert "unknown chapter(s) 07; expected some of 01, 02" in capsys.readouterr().err
+
+
+def test_data_directory_errors(tmp_path, monkeypatch):
+    monkeypatch.setenv("ALLELIC_ENTEX_DIR", str(tmp_path / "missing"))
+    with pytest.raises(FileNotFoundError, match="does not exist; expected a folder holding labels.tsv.gz"):
+        config.entex_dir()
+    (tmp_path / "partial").mkdir()
+    (tmp_path / "partial" / "labels.tsv.gz").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match="lacks windows.tsv.gz"):
+        config.entex_dir(tmp_path / "partial")
+    monkeypatch.delenv("ALLELIC_ENTEX_DIR")
+    assert config.entex_dir() is None

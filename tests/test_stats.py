@@ -1,0 +1,369 @@
+"""Tests of allelic.stats against independently known values (scipy, statsmodels, hand sums, planted truth)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.stats as st
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.proportion import proportion_confint
+
+from allelic.ledger import Ledger
+from allelic.stats import (
+    EmpiricalFDR,
+    ImbalanceResult,
+    allelic_ratio_ci,
+    betabinom_test,
+    bh_fdr,
+    binomial_test,
+    empirical_fdr_threshold,
+    estimate_null_ratio,
+    fit_betabinom_rho,
+)
+from allelic.stats import test_imbalance as run_test_imbalance
+
+
+def _betabinom_draw(rng, n, mean, rho):
+    """k ~ BetaBinomial(n, mean, rho) (mean may be an array)."""
+    q = rng.beta(mean * (1 - rho) / rho, (1 - mean) * (1 - rho) / rho)
+    return rng.binomial(n, q)
+
+
+# ----------------------------------------------------------------------------- binomial
+
+
+def test_binomial_matches_scipy_binomtest_on_grid():
+    rng = np.random.default_rng(0)
+    worst = 0.0
+    for n in [1, 2, 3, 5, 10, 37, 100, 1000, 5000]:
+        for p in [0.5, 0.3, 0.55, 0.9, 0.01, 1 / 3, 0.0, 1.0]:
+            if n <= 100:
+                ks = np.arange(n + 1)                              # includes k = 0 and k = n
+            else:
+                ks = np.unique(np.r_[0, n, int(p * n), min(n, int(p * n) + 1), rng.integers(0, n + 1, 60)])
+            got = binomial_test(ks, n, p)
+            want = np.array([st.binomtest(int(k), n, p).pvalue for k in ks])
+            worst = max(worst, np.max(np.abs(got - want)))
+    assert worst <= 1e-10
+
+
+def test_binomial_array_p_and_shapes():
+    k = np.array([[0, 3, 7], [10, 2, 5]])
+    n = np.array([[5, 9, 7], [20, 2, 40]])
+    p = np.array([[0.5, 0.3, 0.55], [0.6, 0.5, 0.2]])
+    got = binomial_test(k, n, p)
+    assert got.shape == (2, 3)
+    want = np.array([[st.binomtest(int(a), int(b), c).pvalue for a, b, c in zip(r1, r2, r3)]
+                     for r1, r2, r3 in zip(k, n, p)])
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+    assert np.ndim(binomial_test(3, 10)) == 0
+    assert np.isnan(binomial_test(0, 0))                           # nothing to test
+
+
+def test_binomial_hand_computed_values():
+    # k=0 of 5 at p=0.5: outcomes 0 and 5 are the least likely, each 1/32
+    assert binomial_test(0, 5, 0.5) == pytest.approx(2 * (1 / 32), abs=1e-15)
+    assert binomial_test(5, 5, 0.5) == pytest.approx(0.0625, abs=1e-15)
+    # k=0 of 3 at p=0.3: pmf = .343, .441, .189, .027 -> outcomes {0, 2, 3} are no more likely than 0
+    assert binomial_test(0, 3, 0.3) == pytest.approx(0.343 + 0.189 + 0.027, abs=1e-12)
+    # the observation at the mean is not evidence of anything
+    assert binomial_test(5, 10, 0.5) == 1.0
+
+
+# ----------------------------------------------------------------------------- beta-binomial
+
+
+def _direct_betabinom_pvalue(k, n, p, rho):
+    """Two-sided p-value by summing scipy.stats.betabinom pmf terms no more likely than pmf(k)."""
+    a = p * (1 - rho) / rho
+    b = (1 - p) * (1 - rho) / rho
+    pmf = st.betabinom.pmf(np.arange(n + 1), n, a, b)
+    return min(1.0, pmf[pmf <= pmf[k] * (1 + 1e-7)].sum())
+
+
+def test_betabinom_tiny_rho_is_binomial():
+    ks = np.arange(0, 61)
+    for p in (0.5, 0.55, 0.3):
+        np.testing.assert_allclose(betabinom_test(ks, 60, p, 1e-8), binomial_test(ks, 60, p), rtol=0, atol=1e-6)
+    # rho == 0 falls back to the binomial exactly
+    assert np.array_equal(betabinom_test(ks, 60, 0.55, 0.0), binomial_test(ks, 60, 0.55))
+
+
+def test_betabinom_large_rho_is_less_significant_for_extreme_counts():
+    pb = binomial_test(2, 40, 0.5)
+    pbb = betabinom_test(2, 40, 0.5, 0.2)
+    assert pbb > pb
+    assert pbb > 100 * pb
+
+
+def test_betabinom_matches_direct_pmf_summation():
+    # k=3 of 20 at p=0.5, rho=0.1: alpha = beta = 4.5
+    a = b = 0.5 * 0.9 / 0.1
+    pmf = st.betabinom.pmf(np.arange(21), 20, a, b)
+    want = pmf[pmf <= pmf[3] * (1 + 1e-7)].sum()
+    assert betabinom_test(3, 20, 0.5, 0.1) == pytest.approx(want, abs=1e-12)
+    # a grid, including p != 0.5 and U-/J-shaped pmfs (rho = 0.8)
+    for n in (1, 7, 30):
+        for p in (0.5, 0.6, 0.2):
+            for rho in (0.01, 0.2, 0.8):
+                ks = np.arange(n + 1)
+                want = [_direct_betabinom_pvalue(k, n, p, rho) for k in ks]
+                np.testing.assert_allclose(betabinom_test(ks, n, p, rho), want, rtol=0, atol=1e-9)
+
+
+def test_betabinom_vectorised_over_p_and_rho():
+    k = np.array([1, 9, 4, 12])
+    n = np.array([10, 10, 30, 12])
+    p = np.array([0.5, 0.55, 0.3, 0.5])
+    rho = np.array([0.05, 0.3, 0.01, 0.0])
+    want = [_direct_betabinom_pvalue(*a) if a[3] > 0 else st.binomtest(a[0], a[1], a[2]).pvalue
+            for a in zip(k, n, p, rho)]
+    np.testing.assert_allclose(betabinom_test(k, n, p, rho), want, rtol=0, atol=1e-10)
+
+
+# ----------------------------------------------------------------------------- over-dispersion
+
+
+def test_fit_rho_recovers_planted_value():
+    rng = np.random.default_rng(1)
+    n = rng.integers(10, 80, 20_000)
+    k = _betabinom_draw(rng, n, 0.5, 0.05)
+    assert fit_betabinom_rho(k, n, 0.5) == pytest.approx(0.05, abs=0.01)
+    k2 = _betabinom_draw(rng, n, 0.6, 0.15)
+    assert fit_betabinom_rho(k2, n, 0.6) == pytest.approx(0.15, abs=0.01)
+
+
+def test_fit_rho_is_about_zero_on_binomial_data():
+    rng = np.random.default_rng(2)
+    n = rng.integers(10, 80, 20_000)
+    k = rng.binomial(n, 0.5)
+    rho = fit_betabinom_rho(k, n, 0.5)
+    assert 0.0 <= rho < 0.003
+
+
+def test_fit_rho_robust_resists_imbalanced_sites():
+    rng = np.random.default_rng(3)
+    n = rng.integers(20, 80, 20_000)
+    is_as = rng.random(n.size) < 0.1
+    mean = np.where(is_as, rng.choice([0.9, 0.15], n.size), 0.55)
+    k = _betabinom_draw(rng, n, mean, 0.02)
+    plain = fit_betabinom_rho(k, n, 0.55)
+    robust = fit_betabinom_rho(k, n, 0.55, robust=True)
+    assert plain > 0.05                      # imbalanced sites inflate the AlleleSeq2-style fit
+    assert abs(robust - 0.02) < 0.01
+    # without imbalanced sites both agree
+    k0 = _betabinom_draw(rng, n, 0.55, 0.02)
+    assert fit_betabinom_rho(k0, n, 0.55, robust=True) == pytest.approx(fit_betabinom_rho(k0, n, 0.55), abs=2e-3)
+
+
+# ----------------------------------------------------------------------------- null ratio
+
+
+def test_estimate_null_ratio_recovers_mapping_bias():
+    rng = np.random.default_rng(4)
+    n = rng.negative_binomial(2, 2 / 42, 20_000) + 6
+    is_as = rng.random(n.size) < 0.1
+    mean = np.where(is_as, rng.choice([0.9, 0.2], n.size), 0.55)
+    k = _betabinom_draw(rng, n, mean, 0.02)
+    assert estimate_null_ratio(k, n) == pytest.approx(0.55, abs=0.01)
+    assert estimate_null_ratio(k, n, method="pooled") == pytest.approx(k[n >= 10].sum() / n[n >= 10].sum())
+    # one-sided contamination: the median is pulled less than the pooled ratio
+    mean1 = np.where(is_as, 0.9, 0.55)
+    k1 = _betabinom_draw(rng, n, mean1, 0.02)
+    med, pooled = estimate_null_ratio(k1, n), estimate_null_ratio(k1, n, method="pooled")
+    assert abs(med - 0.55) < abs(pooled - 0.55)
+
+
+def test_estimate_null_ratio_errors():
+    with pytest.raises(ValueError, match="min_total"):
+        estimate_null_ratio([1, 2], [3, 4], min_total=10)
+    with pytest.raises(ValueError, match="unknown method"):
+        estimate_null_ratio([10], [20], method="mode")
+
+
+# ----------------------------------------------------------------------------- FDR
+
+
+def test_bh_fdr_matches_statsmodels_and_keeps_nans():
+    rng = np.random.default_rng(5)
+    p = np.r_[rng.uniform(size=500), rng.uniform(0, 1e-4, size=50), [0.0, 1.0, 0.5, 0.5]]
+    np.testing.assert_array_equal(bh_fdr(p), multipletests(p, method="fdr_bh")[1])
+    pn = p.copy()
+    pn[[3, 10, 100]] = np.nan
+    q = bh_fdr(pn)
+    assert np.isnan(q[[3, 10, 100]]).all()
+    ok = ~np.isnan(pn)
+    np.testing.assert_array_equal(q[ok], multipletests(pn[ok], method="fdr_bh")[1])
+    assert bh_fdr(p.reshape(2, -1)).shape == (2, p.size // 2)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        bh_fdr([0.1, 1.5])
+
+
+def test_empirical_fdr_all_null_gives_few_discoveries():
+    rng = np.random.default_rng(6)
+    n = rng.integers(10, 100, 20_000)
+    k = rng.binomial(n, 0.5)
+    p = binomial_test(k, n, 0.5)
+    res = empirical_fdr_threshold(p, n, 0.5, fdr=0.1, n_sims=5, random_state=7)
+    assert isinstance(res, EmpiricalFDR)
+    assert list(res.fdr_curve.columns) == ["t", "n_observed", "n_null_mean", "fdr"]
+    assert res.n_called == int((p <= res.threshold).sum()) if res.n_called else True
+    assert (p <= res.threshold).sum() <= 20          # out of 20 000 null sites
+
+
+def test_empirical_fdr_finds_planted_signal():
+    rng = np.random.default_rng(8)
+    n = rng.integers(20, 100, 10_000)
+    is_as = rng.random(n.size) < 0.1
+    mean = np.where(is_as, 0.85, 0.5)
+    k = _betabinom_draw(rng, n, mean, 0.02)
+    p = betabinom_test(k, n, 0.5, 0.02)
+    res = empirical_fdr_threshold(p, n, 0.5, rho=0.02, fdr=0.1, n_sims=5, random_state=9)
+    called = p <= res.threshold
+    assert (called & is_as).sum() >= 0.7 * is_as.sum()
+    assert (called & ~is_as).sum() / called.sum() <= 0.15
+    # deterministic under a seed
+    again = empirical_fdr_threshold(p, n, 0.5, rho=0.02, fdr=0.1, n_sims=5, random_state=9)
+    assert again.threshold == res.threshold
+
+
+# ----------------------------------------------------------------------------- effect sizes
+
+
+def test_allelic_ratio_ci_matches_statsmodels():
+    k = np.array([0, 1, 5, 19, 20, 37])
+    n = np.array([20, 20, 20, 20, 20, 50])
+    w = allelic_ratio_ci(k, n, level=0.9)
+    lo, hi = proportion_confint(k, n, alpha=0.1, method="wilson")
+    np.testing.assert_allclose(w["ci_low"], lo, atol=1e-12)
+    np.testing.assert_allclose(w["ci_high"], hi, atol=1e-12)
+    e = allelic_ratio_ci(k, n, method="exact")
+    lo, hi = proportion_confint(k, n, alpha=0.05, method="beta")
+    np.testing.assert_allclose(e["ci_low"], lo, atol=1e-12)
+    np.testing.assert_allclose(e["ci_high"], hi, atol=1e-12)
+    np.testing.assert_allclose(w["ratio"], k / n)
+    np.testing.assert_allclose(w["log2_ratio"], np.log2((k + 0.5) / (n - k + 0.5)))
+    z = allelic_ratio_ci([0], [0])
+    assert np.isnan(z["ratio"][0]) and np.isnan(z["ci_low"][0]) and z["log2_ratio"][0] == 0.0
+
+
+# ----------------------------------------------------------------------------- all-in-one
+
+
+def _simulated_table(seed=10, n_sites=8000, rho=0.02, nulls=(0.55, 0.5), frac_as=0.1):
+    """Two samples with mapping bias (null ref ratio 0.55 / 0.5), 10% planted AS sites, beta-binomial noise."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for sample, p0 in zip(("S1", "S2"), nulls):
+        n = rng.negative_binomial(2, 2 / 52, n_sites) + 2          # some totals < 6
+        is_as = rng.random(n_sites) < frac_as
+        mean = np.where(is_as, rng.choice([0.9, 0.15], n_sites), p0)
+        k = _betabinom_draw(rng, n, mean, rho)
+        parts.append(pd.DataFrame({"sample": sample, "chrom": "chr1", "pos": np.arange(n_sites) * 10 + 1,
+                                   "ref_count": k, "alt_count": n - k, "is_as": is_as}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _fdp(t, col):
+    called = t[col]
+    return (called & ~t["is_as"]).sum() / max(called.sum(), 1)
+
+
+def test_test_imbalance_betabinomial_controls_fdr_binomial_does_not():
+    df = _simulated_table()
+    res = run_test_imbalance(df, null="estimated", fdr=0.1)
+    assert isinstance(res, ImbalanceResult)
+    t = res.table
+    for c in ["total", "ratio", "log2_ratio", "ci_low", "ci_high", "p_null", "rho", "p_binom", "q_binom",
+              "p_betabinom", "q_betabinom", "as_binom", "as_betabinom"]:
+        assert c in t.columns
+    assert set(df.columns) <= set(t.columns)
+    # the estimated null ratio recovers the planted mapping bias
+    par = res.params.set_index("sample")
+    assert par.loc["S1", "p_null"] == pytest.approx(0.55, abs=0.01)
+    assert par.loc["S2", "p_null"] == pytest.approx(0.50, abs=0.01)
+    # AlleleSeq2-style fit (all sites): conservative beta-binomial calls, anti-conservative binomial ones
+    assert _fdp(t, "as_betabinom") <= 0.15
+    assert _fdp(t, "as_binom") >= 0.3
+    # robust rho: beta-binomial keeps the FDP near the target with real power
+    rob = run_test_imbalance(df, null="estimated", fdr=0.1, robust_rho=True).table
+    assert _fdp(rob, "as_betabinom") <= 0.15
+    assert (rob["as_betabinom"] & rob["is_as"]).sum() >= 0.7 * rob["is_as"].sum()
+    assert _fdp(rob, "as_binom") >= _fdp(rob, "as_betabinom") + 0.2
+    # columns are consistent with the standalone functions
+    s1 = t[t["sample"] == "S1"]
+    np.testing.assert_array_equal(s1["p_binom"], binomial_test(s1["ref_count"], s1["total"], par.loc["S1", "p_null"]))
+    np.testing.assert_array_equal(t["q_binom"], bh_fdr(t["p_binom"]))             # one BH family by default
+    assert (t["as_betabinom"] == (t["q_betabinom"] <= 0.1)).all()
+
+
+def test_test_imbalance_low_total_rows_go_to_ledger():
+    df = _simulated_table(n_sites=2000)
+    res = run_test_imbalance(df, min_total=6)
+    low = df[df["ref_count"] + df["alt_count"] < 6]
+    assert len(low) > 0
+    assert len(res.table) + len(low) == len(df)
+    assert not set(low.index) & set(res.table.index)
+    led = res.ledger.table()
+    assert (led["reason"] == "low_total").all() and len(led) == len(low)
+    assert set(led["record"]) == set(low["chrom"] + ":" + low["pos"].astype(str))
+    assert set(led["source"]) == {"sample=S1", "sample=S2"}
+    par = res.params.set_index("sample")
+    assert par["n_low_total"].sum() == len(low)
+    assert par["n_sites"].sum() == len(res.table)
+    # appending to a caller's ledger
+    mine = Ledger()
+    mine.add("het_snvs", "x.vcf", "chr1:5", "not_heterozygous")
+    out = run_test_imbalance(df, ledger=mine)
+    assert out.ledger is mine and len(mine) == len(low) + 1
+
+
+def test_test_imbalance_options():
+    df = _simulated_table(n_sites=3000)
+    byg = run_test_imbalance(df, fdr_by_group=True, overdispersion="none", group_cols=["sample"]).table
+    s2 = byg[byg["sample"] == "S2"]
+    np.testing.assert_array_equal(s2["q_binom"], bh_fdr(s2["p_binom"]))
+    np.testing.assert_array_equal(byg["p_betabinom"], byg["p_binom"])         # rho = 0
+    one = run_test_imbalance(df, group_cols=(), overdispersion=0.05)
+    assert len(one.params) == 1 and one.params["rho"].iloc[0] == 0.05
+    emp = run_test_imbalance(df, fdr_method="empirical", n_sims=2, random_state=0)
+    assert {"t_binom", "t_betabinom"} <= set(emp.params.columns)
+    t = emp.table
+    thr = emp.params["t_betabinom"].iloc[0]
+    assert (t["as_betabinom"] == (t["p_betabinom"] <= thr)).all()
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def test_bad_counts_raise_named_errors():
+    with pytest.raises(ValueError, match="negative counts"):
+        binomial_test([1, -2], [5, 5])
+    with pytest.raises(ValueError, match=r"exceeds .* at index 1"):
+        binomial_test([1, 6], [5, 5])
+    with pytest.raises(ValueError, match="whole numbers"):
+        betabinom_test([1.5], [5], 0.5, 0.1)
+    with pytest.raises(ValueError, match=r"p \(null ratio\)"):
+        binomial_test([1], [5], 1.5)
+    with pytest.raises(ValueError, match="rho"):
+        betabinom_test([1], [5], 0.5, 1.0)
+    with pytest.raises(ValueError, match="exceeds"):
+        fit_betabinom_rho([3, 7], [5, 5])
+
+
+def test_bad_tables_raise_named_errors():
+    good = pd.DataFrame({"sample": ["a", "a"], "ref_count": [3, 4], "alt_count": [5, 6]})
+    with pytest.raises(ValueError, match=r"missing column.*alt_count"):
+        run_test_imbalance(good.drop(columns="alt_count"))
+    with pytest.raises(ValueError, match=r"missing column.*sample"):
+        run_test_imbalance(good.drop(columns="sample"))
+    bad = good.copy()
+    bad.loc[1, "ref_count"] = -1
+    with pytest.raises(ValueError, match=r"negative 'ref_count' at row 1"):
+        run_test_imbalance(bad)
+    bad = good.astype({"alt_count": float})
+    bad.loc[0, "alt_count"] = np.nan
+    with pytest.raises(ValueError, match=r"missing or non-finite 'alt_count' at row 0"):
+        run_test_imbalance(bad)
+    with pytest.raises(ValueError, match="null must be"):
+        run_test_imbalance(good, null="guess")
