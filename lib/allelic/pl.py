@@ -54,3 +54,53 @@ def ratio_distribution(counts: pd.DataFrame, *, hue: str | None = "assay", min_t
     ax.axvline(0.5, color="grey", ls="--", lw=1)
     ax.set_xlabel(f"reference allele ratio (SNVs with ≥ {min_total} reads)")
     return fig
+
+
+def qq(pvalues: dict, *, ax=None, max_points: int = 20_000):
+    """QQ plot of -log10 p-values against the uniform expectation, one series per ``{label: p-values}``."""
+    fig, ax = _ax(ax, (4.2, 4))
+    top = 0.0
+    for label, p in pvalues.items():
+        p = np.sort(np.asarray(p, float)[np.isfinite(p)])
+        if p.size == 0:
+            continue
+        exp = -np.log10((np.arange(1, p.size + 1) - 0.5) / p.size)
+        obs = -np.log10(np.clip(p, 1e-300, 1))
+        step = max(1, p.size // max_points)
+        ax.scatter(exp[::step], obs[::step], s=6, label=label, alpha=0.7)
+        top = max(top, exp.max())
+    ax.plot([0, top], [0, top], color="grey", lw=1, ls="--")
+    ax.set_xlabel("expected −log10 p")
+    ax.set_ylabel("observed −log10 p")
+    ax.legend(frameon=False)
+    return fig
+
+
+def ratio_vs_coverage(table: pd.DataFrame, *, call: str = "as_betabinom", ax=None, ratio: str = "ratio", total: str = "total"):
+    """Reference allele ratio against reads per SNV (log), coloured by a boolean call column."""
+    fig, ax = _ax(ax)
+    for value, colour, label in ((False, "#9e9e9e", "not called"), (True, "#d62728", "allele-specific")):
+        t = table[table[call].astype(bool) == value]
+        ax.scatter(t[total], t[ratio], s=5, alpha=0.5, color=colour, label=f"{label} ({len(t):,})")
+    ax.set_xscale("log")
+    ax.axhline(0.5, color="black", lw=0.8, ls=":")
+    ax.set_xlabel("reads at the SNV")
+    ax.set_ylabel("reference allele ratio")
+    ax.legend(frameon=False, loc="lower right")
+    return fig
+
+
+def metric_bars(metrics: pd.DataFrame, *, x: str = "call", y=("precision", "recall"), ax=None, target: float | None = None):
+    """Grouped bars of metrics per method (e.g. precision and recall of binomial vs beta-binomial calls)."""
+    fig, ax = _ax(ax, (4.5, 3.5))
+    y = list(y)
+    pos = np.arange(len(metrics))
+    width = 0.8 / len(y)
+    for i, col in enumerate(y):
+        ax.bar(pos + i * width, metrics[col], width, label=col)
+    ax.set_xticks(pos + width * (len(y) - 1) / 2, metrics[x])
+    if target is not None:
+        ax.axhline(target, color="grey", ls="--", lw=1)
+    ax.set_ylim(0, 1)
+    ax.legend(frameon=False)
+    return fig
