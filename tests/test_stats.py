@@ -367,5 +367,13 @@ def test_bad_tables_raise_named_errors():
     bad.loc[0, "alt_count"] = np.nan
     with pytest.raises(ValueError, match=r"missing or non-finite 'alt_count' at row 0"):
         run_test_imbalance(bad)
+    bad = good.assign(total=[8, 3])
+    with pytest.raises(ValueError, match=r"'ref_count' exceeds 'total' at row 1"):
+        run_test_imbalance(bad)
+    bad = good.assign(total=[8, 11])
+    with pytest.raises(ValueError, match=r"'total' != 'ref_count' \+ 'alt_count' at row 1"):
+        run_test_imbalance(bad)
+    ok = run_test_imbalance(good.assign(total=[8, 10]), min_total=1)
+    assert list(ok.table["total"]) == [8, 10]
     with pytest.raises(ValueError, match="null must be"):
         run_test_imbalance(good, null="guess")

@@ -84,10 +84,10 @@ class SimParams:
     gc: float = 0.42
     element_types: dict = field(default_factory=lambda: {"ctcf": 0.4, "promoter": 0.3, "enhancer": 0.3})
     p_active: dict = field(default_factory=lambda: {"ctcf": 0.9, "promoter": 0.8, "enhancer": 0.5})
-    p_motif_snv: float = 0.35
+    p_motif_snv: float = 0.2
     snv_rate: float = 2e-3
     p_het: float = 0.5
-    p_het_motif: float = 0.7
+    p_het_motif: float = 0.5
     p_hom_alt: float = 0.1
     frac_indel: float = 0.01
     frac_multiallelic: float = 0.005
@@ -540,7 +540,7 @@ def _progress(it, progress, desc):
     show = sys.stderr.isatty() if progress is None else progress
     if not show:
         return it
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     return tqdm(it, desc=desc)
 

@@ -1,0 +1,976 @@
+"""Reads per allele at heterozygous SNVs (BAM/CRAM) and allelic depth from a VCF (``AD``).
+
+Three entry points, one output schema:
+
+- :func:`read_het_snvs` -- a personal VCF -> the sample's heterozygous biallelic SNVs (:class:`Variants`).
+- :func:`count_alleles` -- BAM/CRAM files x SNVs -> reads per allele (:class:`AlleleCounts`).
+- :func:`read_vcf_ad`   -- a VCF with per-sample ``AD`` -> the same :class:`AlleleCounts` schema.
+
+Every record a filter removes gets one row in the result's :class:`~allelic.ledger.Ledger`
+(``step``, ``source``, ``record`` = ``chrom:pos`` as written in the input, ``reason``, ``detail``).
+
+Counts table (:data:`COUNTS_COLUMNS`), one row per SNV x sample, in the order of the input SNVs:
+
+==================  =======  ==============================================================
+column              dtype    meaning
+==================  =======  ==============================================================
+sample              str      BAM sample name (file stem or dict key) / VCF sample name
+chrom               str      contig as named in the *variants* input (not the BAM's name)
+pos                 int64    1-based position
+ref, alt            str      single bases A/C/G/T
+ref_count           int64    reads (fragments) showing ``ref``
+alt_count           int64    reads showing ``alt``
+other_count         int64    reads showing any other base (third allele, ``N``, IUPAC)
+total               int64    ``ref_count + alt_count`` (``other`` excluded)
+hap1_count          float64  reads showing ``hap1_allele``; NaN when the SNV is unphased or
+                             haplotype alleles were not given
+hap2_count          float64  same for ``hap2_allele``
+n_filtered_reads    float64  reads that passed the read-level filters (flags, MAPQ) and overlap
+                             the SNV but were not counted: base quality below the threshold,
+                             deletion / reference skip at the SNV, the second mate of an
+                             overlapping pair, a discordant pair with tied base qualities.
+                             NaN for :func:`read_vcf_ad` (not known from ``AD``).
+==================  =======  ==============================================================
+"""
+from __future__ import annotations
+
+import gzip
+import math
+import multiprocessing
+import os
+import re
+import sys
+from collections import defaultdict
+from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pysam
+from tqdm import tqdm
+
+from .ledger import Ledger
+
+__all__ = [
+    "Variants",
+    "AlleleCounts",
+    "read_het_snvs",
+    "count_alleles",
+    "read_vcf_ad",
+    "VARIANT_COLUMNS",
+    "COUNTS_COLUMNS",
+]
+
+VARIANT_COLUMNS = ["chrom", "pos", "ref", "alt", "hap1_allele", "hap2_allele", "phased", "variant_id"]
+COUNTS_COLUMNS = [
+    "sample", "chrom", "pos", "ref", "alt", "ref_count", "alt_count", "other_count", "total",
+    "hap1_count", "hap2_count", "n_filtered_reads",
+]
+
+_BASES = frozenset("ACGT")
+# SAM flag bits
+_F_PAIRED, _F_UNMAP, _F_SECONDARY, _F_QCFAIL, _F_DUP, _F_SUPPLEMENTARY = 0x1, 0x4, 0x100, 0x200, 0x400, 0x800
+# CIGAR operations that consume the reference / the query
+_CIG_MATCH = (0, 7, 8)  # M, =, X
+_CIG_INS_CLIP = (1, 4)  # I, S
+_CIG_DEL_SKIP = (2, 3)  # D, N
+# Tuning of the region splitting (count_alleles' planning); they change speed, never results.
+# A new fetch (index query: seek + inflate a BGZF block) costs ~200 us, iterating one read in Python
+# ~0.6 us: a gap between SNVs starts a new fetch when it holds more than ~_SPLIT_READS reads, as
+# estimated from the index (mapped reads / contig length).
+_SPLIT_READS = 500
+_MIN_GAP, _MAX_GAP = 1_000, 1_000_000  # bounds on that gap, bp
+_TASK_SNVS = 20_000  # most SNVs per task (one task = one process call)
+_MIN_TASK_SNVS = 200  # with n_jobs > 1, tasks are cut to ~1/4 of an even share, but not below this
+
+
+# ----------------------------------------------------------------------------------------------
+# result types
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class Variants:
+    """Heterozygous biallelic SNVs of one sample.
+
+    Attributes
+    ----------
+    table : DataFrame, one row per SNV (:data:`VARIANT_COLUMNS`):
+        ``chrom`` (str, after ``contig_map``), ``pos`` (int64, 1-based), ``ref``, ``alt`` (single
+        bases), ``hap1_allele``, ``hap2_allele`` (the alleles of the first / second GT entry; a
+        haplotype assignment only where ``phased``), ``phased`` (bool, GT written with ``|``),
+        ``variant_id`` (the VCF ID, or ``chrom:pos:ref:alt`` where the ID is ``.``).
+    ledger : Ledger of the VCF records that were not kept (step ``read_het_snvs``).
+    source : the VCF path.
+    sample : the VCF sample the genotypes came from.
+    """
+
+    table: pd.DataFrame
+    ledger: Ledger = field(default_factory=Ledger)
+    source: str = ""
+    sample: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+
+@dataclass
+class AlleleCounts:
+    """Reads per allele at SNVs, one row per SNV x sample.
+
+    Attributes
+    ----------
+    table : DataFrame with :data:`COUNTS_COLUMNS` (see the module docstring for units).
+    ledger : Ledger of the SNVs (per sample) left out of ``table`` and why.
+    params : the settings that produced the table (filters, files), for provenance.
+    """
+
+    table: pd.DataFrame
+    ledger: Ledger = field(default_factory=Ledger)
+    params: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+
+# ----------------------------------------------------------------------------------------------
+# small helpers
+# ----------------------------------------------------------------------------------------------
+def _existing_file(path, what: str) -> Path:
+    p = Path(os.fspath(path))
+    if not p.is_file():
+        raise FileNotFoundError(f"{what} file not found: {p}")
+    return p
+
+
+class _quiet_htslib:
+    """Silence htslib's stderr chatter (e.g. 'could not retrieve index') while we check things ourselves."""
+
+    def __enter__(self):
+        self._old = pysam.set_verbosity(0)
+
+    def __exit__(self, *exc):
+        pysam.set_verbosity(self._old)
+
+
+def _show_progress(progress) -> bool:
+    if progress is None:
+        return bool(getattr(sys.stderr, "isatty", lambda: False)())
+    return bool(progress)
+
+
+def _parse_region(region):
+    """``None`` | ``"chr1"`` | ``"chr1:1000-2000"`` (1-based, inclusive) | ``(chrom, start, end)`` -> tuple."""
+    if region is None:
+        return None
+    if isinstance(region, str):
+        m = re.fullmatch(r"\s*([^:\s]+)(?::([\d,]+)(?:-([\d,]+))?)?\s*", region)
+        if not m:
+            raise ValueError(f"region {region!r}: expected 'chrom', 'chrom:start-end' or (chrom, start, end)")
+        chrom = m.group(1)
+        start = int(m.group(2).replace(",", "")) if m.group(2) else 1
+        end = int(m.group(3).replace(",", "")) if m.group(3) else (start if m.group(2) else math.inf)
+        return chrom, start, end
+    try:
+        chrom, start, end = region
+        return str(chrom), int(start), (math.inf if end is None else int(end))
+    except (TypeError, ValueError):
+        raise ValueError(f"region {region!r}: expected 'chrom', 'chrom:start-end' or (chrom, start, end)") from None
+
+
+def _open_vcf(path: Path) -> pysam.VariantFile:
+    try:
+        with _quiet_htslib():
+            return pysam.VariantFile(str(path))
+    except (ValueError, OSError) as e:
+        raise ValueError(f"{path}: not a readable VCF/BCF file ({e})") from e
+
+
+def _pick_sample(vf: pysam.VariantFile, sample, path: Path) -> str:
+    samples = list(vf.header.samples)
+    if sample is None:
+        if len(samples) == 1:
+            return samples[0]
+        if not samples:
+            raise ValueError(f"{path}: the VCF has no sample columns; genotypes (GT) of one sample are needed")
+        raise ValueError(f"{path}: the VCF has {len(samples)} samples {samples}; pass sample= one of them")
+    if sample not in samples:
+        raise ValueError(f"{path}: sample {sample!r} is not in the VCF; its samples are {samples}")
+    return sample
+
+
+def _vcf_record_line(path: Path, k: int) -> tuple[int | str, str]:
+    """Line number and text (shortened) of the ``k``-th record (1-based) of a plain or (b)gzipped VCF."""
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(2)
+        opener = gzip.open if magic == b"\x1f\x8b" else open
+        with opener(path, "rt", errors="replace") as fh:
+            n = 0
+            for i, line in enumerate(fh, 1):
+                if line.startswith("#"):
+                    continue
+                n += 1
+                if n == k:
+                    line = line.rstrip("\n")
+                    return i, (line if len(line) <= 160 else line[:160] + "...")
+    except (OSError, EOFError, UnicodeDecodeError):
+        pass
+    return "?", "?"
+
+
+def _iter_vcf(vf: pysam.VariantFile, path: Path):
+    """Yield records; a parse error names the file, the line number and the offending line."""
+    it = iter(vf)
+    n = 0
+    while True:
+        try:
+            rec = next(it)
+        except StopIteration:
+            return
+        except (ValueError, OSError) as e:
+            line_no, text = _vcf_record_line(path, n + 1)
+            raise ValueError(
+                f"{path}: cannot parse VCF record #{n + 1} (line {line_no}: {text!r}): {e}; "
+                "expected tab-separated VCF columns with FORMAT values matching the header"
+            ) from e
+        n += 1
+        yield rec
+
+
+def _snv_problem(ref: str, alts) -> tuple[str, str] | None:
+    """Reason and detail if a record is not a biallelic single-base substitution."""
+    if alts is None:
+        return "not_heterozygous", "no ALT allele"
+    if len(alts) > 1:
+        return "multiallelic", f"ALT={','.join(alts)}"
+    alt = alts[0]
+    if len(ref) != 1 or len(alt) != 1:
+        return "indel", f"REF={ref} ALT={alt} (not a single-base substitution)"
+    if ref.upper() not in _BASES or alt.upper() not in _BASES:
+        return "indel", f"REF={ref} ALT={alt} (alleles must be A/C/G/T)"
+    return None
+
+
+def _gt_string(gt, phased) -> str:
+    if gt is None:
+        return "."
+    return ("|" if phased else "/").join("." if a is None else str(a) for a in gt)
+
+
+def _genotype_problem(gt) -> tuple[str, str] | None:
+    # details are interned: a whole-genome VCF puts millions of hom records in the ledger
+    if gt is None or len(gt) == 0 or any(a is None for a in gt):
+        return "missing_genotype", sys.intern(f"GT={_gt_string(gt, False)}")
+    if len(gt) != 2 or gt[0] == gt[1]:
+        return "not_heterozygous", sys.intern(f"GT={_gt_string(gt, False)}")
+    return None
+
+
+# ----------------------------------------------------------------------------------------------
+# read_het_snvs
+# ----------------------------------------------------------------------------------------------
+def read_het_snvs(vcf_path, sample=None, *, contig_map=None, require_phased=False, region=None) -> Variants:
+    """Heterozygous biallelic SNVs of one sample from a VCF/BCF.
+
+    Parameters
+    ----------
+    vcf_path : path to a VCF (plain or bgzipped; an index is not needed) or BCF.
+    sample : VCF sample name; ``None`` takes the only sample (error listing the samples if several).
+    contig_map : dict renaming VCF contigs for the output ``chrom`` (e.g. ``{"1": "chr1"}``);
+        contigs not in the dict keep their name.
+    require_phased : drop unphased genotypes (ledger reason ``unphased``).
+    region : ``"chr1"``, ``"chr1:1000-2000"`` (1-based, inclusive) or ``(chrom, start, end)``; the
+        chrom may be given in VCF or output (``contig_map``) naming. The whole file is read and
+        records outside are listed as ``off_region``.
+
+    Returns
+    -------
+    Variants
+        ``table`` with :data:`VARIANT_COLUMNS`, one row per kept SNV in file order; ``ledger`` with
+        one row per record not kept, ``record`` = ``chrom:pos`` as written in the VCF, reason one of
+        ``off_region``, ``multiallelic``, ``indel`` (any non single-base A/C/G/T substitution,
+        symbolic alleles included), ``missing_genotype``, ``not_heterozygous`` (hom, haploid,
+        no ALT), ``unphased`` (only with ``require_phased``), ``duplicate_position`` (a later record
+        at an already kept chrom:pos).
+
+    Raises
+    ------
+    FileNotFoundError if the file is missing; ValueError for a sample that is not in the VCF
+    (listing the samples) or a record that cannot be parsed (naming the line).
+    """
+    path = _existing_file(vcf_path, "VCF")
+    contig_map = dict(contig_map or {})
+    reg = _parse_region(region)
+    ledger = Ledger()
+    step, src = "read_het_snvs", str(path)
+    rows = []
+    seen = set()
+    with _open_vcf(path) as vf:
+        sample = _pick_sample(vf, sample, path)
+        s_idx = list(vf.header.samples).index(sample)
+        for rec in _iter_vcf(vf, path):
+            chrom, pos = rec.chrom, rec.pos
+            out_chrom = contig_map.get(chrom, chrom)
+            where = f"{chrom}:{pos}"
+            if reg is not None and (reg[0] not in (chrom, out_chrom) or not reg[1] <= pos <= reg[2]):
+                ledger.add(step, src, where, "off_region", f"outside {region}")
+                continue
+            ref, alts = rec.ref, rec.alts
+            bad = _snv_problem(ref, alts)
+            if bad is None:
+                smp = rec.samples[s_idx]
+                gt = smp.get("GT") if "GT" in rec.format else None
+                bad = _genotype_problem(gt)
+            if bad is not None:
+                ledger.add(step, src, where, *bad)
+                continue
+            phased = bool(smp.phased)
+            if require_phased and not phased:
+                ledger.add(step, src, where, "unphased", f"GT={_gt_string(gt, False)}")
+                continue
+            key = (out_chrom, pos)
+            if key in seen:
+                ledger.add(step, src, where, "duplicate_position", f"REF={ref} ALT={alts[0]}; an earlier record at this position was kept")
+                continue
+            seen.add(key)
+            alleles = (ref.upper(), alts[0].upper())
+            vid = rec.id if rec.id else f"{out_chrom}:{pos}:{alleles[0]}:{alleles[1]}"
+            rows.append((out_chrom, pos, alleles[0], alleles[1], alleles[gt[0]], alleles[gt[1]], phased, vid))
+    table = pd.DataFrame(rows, columns=VARIANT_COLUMNS)
+    table["pos"] = table["pos"].astype(np.int64)
+    table["phased"] = table["phased"].astype(bool)
+    return Variants(table=table, ledger=ledger, source=src, sample=sample)
+
+
+# ----------------------------------------------------------------------------------------------
+# read_vcf_ad
+# ----------------------------------------------------------------------------------------------
+def read_vcf_ad(vcf_path, *, sample=None, contig_map=None) -> AlleleCounts:
+    """Allelic depth (``FORMAT/AD`` = ref,alt read counts) of one sample, in the counts schema.
+
+    Parameters
+    ----------
+    vcf_path : VCF/BCF with ``GT`` and ``AD`` per sample (plain or bgzipped, no index needed).
+    sample : VCF sample name; ``None`` takes the only sample (error listing them if several).
+    contig_map : dict renaming VCF contigs for the output ``chrom``.
+
+    Returns
+    -------
+    AlleleCounts
+        ``table`` with :data:`COUNTS_COLUMNS`: ``ref_count, alt_count = AD``, ``other_count = 0``,
+        ``total = ref_count + alt_count``, ``hap1_count``/``hap2_count`` the AD of the first/second
+        GT allele where GT is phased (NaN where unphased), ``n_filtered_reads`` NaN. ``ledger``
+        (step ``read_vcf_ad``): ``multiallelic``, ``indel``, ``missing_genotype``,
+        ``not_heterozygous``, ``missing_ad`` (no AD, or a missing value in it), ``malformed_ad``
+        (number of values != number of alleles, or negative), ``no_coverage`` (AD = 0,0, kept out
+        of the table like zero-coverage SNVs in :func:`count_alleles`), ``duplicate_position``.
+        Records in file order; for every file, table rows + ledger rows = records.
+    """
+    path = _existing_file(vcf_path, "VCF")
+    contig_map = dict(contig_map or {})
+    ledger = Ledger()
+    step, src = "read_vcf_ad", str(path)
+    rows = []
+    seen = set()
+    with _open_vcf(path) as vf:
+        sample = _pick_sample(vf, sample, path)
+        s_idx = list(vf.header.samples).index(sample)
+        for rec in _iter_vcf(vf, path):
+            chrom, pos = rec.chrom, rec.pos
+            where = f"{chrom}:{pos}"
+            ref, alts = rec.ref, rec.alts
+            bad = _snv_problem(ref, alts)
+            smp = rec.samples[s_idx]
+            if bad is None:
+                bad = _genotype_problem(smp.get("GT") if "GT" in rec.format else None)
+            if bad is not None:
+                ledger.add(step, src, where, *bad)
+                continue
+            gt = smp["GT"]
+            ad = smp.get("AD") if "AD" in rec.format else None
+            if isinstance(ad, str):  # AD not declared in the header: htslib keeps the raw text
+                try:
+                    ad = tuple(None if v in (".", "") else int(v) for v in ad.split(","))
+                except ValueError:
+                    ledger.add(step, src, where, "malformed_ad", f"AD={ad!r} is not integers")
+                    continue
+            elif isinstance(ad, int):
+                ad = (ad,)
+            if ad is None or len(ad) == 0 or all(v is None for v in ad):
+                ledger.add(step, src, where, "missing_ad", "no AD value")
+                continue
+            if len(ad) != len(rec.alleles):
+                ledger.add(step, src, where, "malformed_ad",
+                           f"AD={','.join('.' if v is None else str(v) for v in ad)} has {len(ad)} values, "
+                           f"expected {len(rec.alleles)} (ref,alt)")
+                continue
+            if any(v is None for v in ad):
+                ledger.add(step, src, where, "missing_ad", f"AD={','.join('.' if v is None else str(v) for v in ad)}")
+                continue
+            if any(v < 0 for v in ad):
+                ledger.add(step, src, where, "malformed_ad", f"AD={','.join(map(str, ad))} has a negative value")
+                continue
+            if ad[0] + ad[1] == 0:
+                ledger.add(step, src, where, "no_coverage", "AD=0,0")
+                continue
+            out_chrom = contig_map.get(chrom, chrom)
+            if (out_chrom, pos) in seen:
+                ledger.add(step, src, where, "duplicate_position", "an earlier record at this position was kept")
+                continue
+            seen.add((out_chrom, pos))
+            phased = bool(smp.phased)
+            h1 = float(ad[gt[0]]) if phased else np.nan
+            h2 = float(ad[gt[1]]) if phased else np.nan
+            rows.append((sample, out_chrom, pos, ref.upper(), alts[0].upper(), ad[0], ad[1], 0, ad[0] + ad[1], h1, h2, np.nan))
+    table = _counts_frame(rows)
+    return AlleleCounts(table=table, ledger=ledger, params={"source": src, "sample": sample, "contig_map": contig_map})
+
+
+def _counts_frame(rows) -> pd.DataFrame:
+    t = pd.DataFrame(rows, columns=COUNTS_COLUMNS)
+    for c in ["pos", "ref_count", "alt_count", "other_count", "total"]:
+        t[c] = t[c].astype(np.int64)
+    for c in ["hap1_count", "hap2_count", "n_filtered_reads"]:
+        t[c] = t[c].astype(np.float64)
+    return t
+
+
+# ----------------------------------------------------------------------------------------------
+# count_alleles: input normalisation
+# ----------------------------------------------------------------------------------------------
+def _normalise_bams(bams) -> dict[str, Path]:
+    if isinstance(bams, (str, os.PathLike)):
+        bams = [bams]
+    if isinstance(bams, Mapping):
+        out = {str(k): Path(os.fspath(v)) for k, v in bams.items()}
+    else:
+        out = {}
+        for b in bams:
+            p = Path(os.fspath(b))
+            if p.stem in out:
+                raise ValueError(f"two BAM/CRAM files share the sample name (file stem) {p.stem!r}: "
+                                 f"{out[p.stem]} and {p}; pass a dict {{sample: path}}")
+            out[p.stem] = p
+    if not out:
+        raise ValueError("bams is empty: expected a path, a list of paths or a dict {sample: path}")
+    return out
+
+
+def _variants_table(v, what: str, ledger: Ledger) -> pd.DataFrame:
+    """Validated SNV table: chrom (str), pos (int64), ref, alt, hap1, hap2 (str or None), phased (bool)."""
+    if isinstance(v, Variants):
+        df, what = v.table, (v.source or what)
+    elif isinstance(v, pd.DataFrame):
+        df = v
+    else:
+        raise TypeError(f"{what}: expected a Variants, a DataFrame with chrom,pos,ref,alt or a dict "
+                        f"{{sample: Variants}}, got {type(v).__name__}")
+    missing = [c for c in ("chrom", "pos", "ref", "alt") if c not in df.columns]
+    if missing:
+        raise ValueError(f"{what}: variants table lacks column(s) {missing}; expected chrom, pos (1-based), ref, alt "
+                         "(+ optional hap1_allele, hap2_allele, phased)")
+    out = pd.DataFrame({"chrom": df["chrom"].astype(str).to_numpy()})
+    pos = pd.to_numeric(df["pos"], errors="coerce").to_numpy(dtype=float)
+    bad = ~np.isfinite(pos) | (pos < 1) | (pos != np.floor(pos))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{what}: row {i} ({out['chrom'].iat[i]}:{df['pos'].iat[i]}): pos must be a 1-based integer")
+    out["pos"] = pos.astype(np.int64)
+    for c in ("ref", "alt"):
+        vals = df[c].astype(str).str.upper().to_numpy()
+        ok = np.isin(vals, list(_BASES))
+        if not ok.all():
+            i = int(np.flatnonzero(~ok)[0])
+            raise ValueError(f"{what}: row {i} ({out['chrom'].iat[i]}:{out['pos'].iat[i]}): {c} {df[c].iat[i]!r} "
+                             "is not a single base A/C/G/T (count_alleles counts SNVs only)")
+        out[c] = vals
+    same = out["ref"].to_numpy() == out["alt"].to_numpy()
+    if same.any():
+        i = int(np.flatnonzero(same)[0])
+        raise ValueError(f"{what}: row {i} ({out['chrom'].iat[i]}:{out['pos'].iat[i]}): ref and alt are both {out['ref'].iat[i]!r}")
+    has_hap = "hap1_allele" in df.columns and "hap2_allele" in df.columns
+    for k, c in (("hap1", "hap1_allele"), ("hap2", "hap2_allele")):
+        if has_hap:
+            vals = df[c].to_numpy(dtype=object)
+            vals = np.array([None if pd.isna(x) else str(x).upper() for x in vals], dtype=object)
+            ok = np.array([x is None or x in (r, a) for x, r, a in zip(vals, out["ref"], out["alt"])], dtype=bool)
+            if not ok.all():
+                i = int(np.flatnonzero(~ok)[0])
+                raise ValueError(f"{what}: row {i} ({out['chrom'].iat[i]}:{out['pos'].iat[i]}): {c} {vals[i]!r} "
+                                 "is neither ref nor alt")
+            out[k] = vals
+        else:
+            out[k] = None
+    if "phased" in df.columns and has_hap:
+        out["phased"] = np.array([bool(x) if not pd.isna(x) else False for x in df["phased"]], dtype=bool)
+    else:
+        out["phased"] = has_hap
+    out["phased"] &= out["hap1"].notna().to_numpy() & out["hap2"].notna().to_numpy()
+    dup = out.duplicated(["chrom", "pos"], keep="first").to_numpy()
+    if dup.any():
+        d = out[dup]
+        for c, p in zip(d["chrom"], d["pos"]):
+            ledger.add("count_alleles", what, f"{c}:{p}", "duplicate_position", "an earlier SNV at this position was kept")
+        out = out[~dup]
+    out.index = pd.RangeIndex(len(out))
+    return out
+
+
+def _open_alignments(path: Path, reference) -> pysam.AlignmentFile:
+    """Open a BAM/CRAM with its index; errors name the file and the fix."""
+    path = _existing_file(path, "BAM/CRAM")
+    is_cram = path.suffix.lower() == ".cram"
+    if is_cram and reference is None and not (os.environ.get("REF_PATH") or os.environ.get("REF_CACHE")):
+        raise ValueError(f"{path}: reading a CRAM needs the reference FASTA it was written against: pass reference=")
+    kwargs = {"reference_filename": str(reference)} if (is_cram and reference is not None) else {}
+    try:
+        with _quiet_htslib():
+            af = pysam.AlignmentFile(str(path), "r", require_index=False, **kwargs)
+    except (ValueError, OSError) as e:
+        raise ValueError(f"{path}: not a readable BAM/CRAM file ({e})") from e
+    if not af.has_index():
+        af.close()
+        raise FileNotFoundError(
+            f"{path}: no index found (.bai/.csi/.crai next to the file); random access per contig needs one. "
+            f"Create it with `samtools index {path}` (or pysam.index({str(path)!r}))"
+        )
+    return af
+
+
+def _contig_suggestion(var_contigs, bam_contigs) -> str:
+    bam_set = set(bam_contigs)
+    sugg = {}
+    for c in var_contigs:
+        for cand in (f"chr{c}", c[3:] if c.startswith("chr") else None, "chrM" if c == "MT" else None, "MT" if c == "chrM" else None):
+            if cand and cand in bam_set:
+                sugg[c] = cand
+                break
+    if sugg:
+        items = list(sugg.items())[:3]
+        shown = ", ".join(f"{k!r}: {v!r}" for k, v in items) + (", ..." if len(sugg) > 3 else "")
+        return f"the names differ by a 'chr' prefix (variants use {items[0][0]!r}, the BAM {items[0][1]!r}): pass contig_map={{{shown}}}"
+    return "pass contig_map={variant_contig: bam_contig} if the names differ"
+
+
+# ----------------------------------------------------------------------------------------------
+# count_alleles: the counting engine
+# ----------------------------------------------------------------------------------------------
+def _query_pos(cigar, start: int, p: int) -> int:
+    """Query index of the base aligned to reference position ``p`` (0-based); -1 in a deletion / skip."""
+    rpos, qpos = start, 0
+    for op, n in cigar:
+        if op in _CIG_MATCH:
+            if p < rpos + n:
+                return qpos + p - rpos
+            rpos += n
+            qpos += n
+        elif op in _CIG_INS_CLIP:
+            qpos += n
+        elif op in _CIG_DEL_SKIP:
+            if p < rpos + n:
+                return -1
+            rpos += n
+    return -1
+
+
+class _NoQualities:
+    """Stand-in for the qualities of a read stored without them (QUAL ``*``): every base passes, as in samtools."""
+
+    def __getitem__(self, i):
+        return 255
+
+
+_NO_QUALS = _NoQualities()
+
+
+def _count_region(af, contig, P, R, A, min_bq, min_mq, flag_filter, dedup_all):
+    """Count one region: SNVs ``P`` (sorted 0-based positions) with alleles ``R``/``A`` on ``contig``.
+
+    One ``fetch`` over ``[P[0], P[-1] + 1)``; reads arrive sorted by start, so the SNVs a read can
+    overlap start at ``j0`` (the first SNV at or after the read's start). Bases of reads that cannot
+    have a mate (or secondary/supplementary copy) at the same SNV go straight to a list per SNV;
+    the others go through a per-SNV dict keyed by read name, so that a fragment counts once.
+
+    Returns four lists of length ``len(P)``: ref, alt, other counts and n_filtered_reads.
+    """
+    n = len(P)
+    bases = [[] for _ in range(n)]  # counted bases per SNV (reads without possible mates)
+    frag = defaultdict(dict)  # j -> {query name: (base quality, base or "" for a tied discordant pair)}
+    nseg = [0] * n  # reads passing read filters that overlap the SNV
+    j0 = 0
+    p0 = P[0]  # == P[j0]
+    for r in af.fetch(contig, P[0], P[-1] + 1):
+        s = r.reference_start
+        if p0 < s:
+            while P[j0] < s:
+                j0 += 1
+                if j0 == n:
+                    break
+            if j0 == n:
+                break
+            p0 = P[j0]
+        e = r.reference_end
+        if e is None or p0 >= e:  # overlaps no SNV (most reads when SNVs are sparse): test this first
+            continue
+        fl = r.flag
+        if fl & flag_filter or r.mapping_quality < min_mq:
+            continue
+        j1 = j0 + 1  # SNVs j0 .. j1-1 lie within the read's span (P[j0] < e is known)
+        while j1 < n and P[j1] < e:
+            j1 += 1
+        seq = r.query_sequence
+        if seq is None:  # no stored sequence (SEQ '*', e.g. a secondary): overlaps, counts nothing
+            for j in range(j0, j1):
+                nseg[j] += 1
+            continue
+        qual = r.query_qualities
+        if qual is None:  # no qualities stored ('*'): treated as passing, as samtools does
+            qual = _NO_QUALS
+        cig = r.cigartuples
+        simple = len(cig) == 1
+        if not (dedup_all or fl & _F_PAIRED):
+            for j in range(j0, j1):
+                nseg[j] += 1
+                qp = P[j] - s if simple else _query_pos(cig, s, P[j])
+                if qp >= 0 and qual[qp] >= min_bq:
+                    bases[j].append(seq[qp])
+            continue
+        name = r.query_name
+        for j in range(j0, j1):
+            nseg[j] += 1
+            qp = P[j] - s if simple else _query_pos(cig, s, P[j])
+            if qp < 0:
+                continue
+            q = qual[qp]
+            if q < min_bq:
+                continue
+            b = seq[qp]
+            d = frag[j]
+            prev = d.get(name)
+            if prev is None or (q > prev[0]):
+                d[name] = (q, b)
+            elif prev[1] != b and q == prev[0]:
+                d[name] = (q, "")
+    ref_c, alt_c, oth_c, filt_c = [0] * n, [0] * n, [0] * n, [0] * n
+    for j in range(n):
+        if not nseg[j]:
+            continue
+        s = "".join(bases[j])
+        d = frag.get(j)
+        if d:
+            s += "".join(b for _, b in d.values())
+        s = s.upper()
+        rc, ac = s.count(R[j]), s.count(A[j])
+        ref_c[j], alt_c[j], oth_c[j], filt_c[j] = rc, ac, len(s) - rc - ac, nseg[j] - len(s)
+    return ref_c, alt_c, oth_c, filt_c
+
+
+_WORKER_FILES: dict = {}  # open alignment files of a worker process, by (path, reference)
+
+
+def _run_task(task, files=None):
+    """Count one task (regions of one BAM contig); ``files`` caches open AlignmentFiles (default: per process)."""
+    task_id, path, reference, contig, regions, opts = task
+    files = _WORKER_FILES if files is None else files
+    af = files.get((path, reference))
+    if af is None:
+        kwargs = {"reference_filename": reference} if (reference and path.lower().endswith(".cram")) else {}
+        with _quiet_htslib():
+            af = files[(path, reference)] = pysam.AlignmentFile(path, "r", **kwargs)
+    return task_id, [_count_region(af, contig, P, R, A, *opts) for P, R, A in regions]
+
+
+def _plan_regions(pos0: np.ndarray, gap: int, max_snvs: int):
+    """Index ranges ``[(i0, i1)]`` of sorted positions: a new region after a gap > ``gap`` bp or every ``max_snvs`` SNVs."""
+    if len(pos0) == 0:
+        return []
+    cuts = np.flatnonzero(np.diff(pos0) > gap) + 1
+    bounds = np.concatenate([[0], cuts, [len(pos0)]]).tolist()
+    out = []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        for i in range(a, b, max_snvs):
+            out.append((i, min(b, i + max_snvs)))
+    return out
+
+
+def _fork_context():
+    if sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
+    return None
+
+
+def count_alleles(
+    bams,
+    variants,
+    *,
+    min_base_quality: int = 13,
+    min_mapping_quality: int = 10,
+    skip_duplicates: bool = True,
+    skip_secondary: bool = True,
+    skip_supplementary: bool = True,
+    skip_qcfail: bool = True,
+    contig_map=None,
+    reference=None,
+    on_ref_mismatch: str = "error",
+    n_jobs: int = 1,
+    progress=None,
+) -> AlleleCounts:
+    """Reads per allele at SNVs in one or more BAM/CRAM files.
+
+    Parameters
+    ----------
+    bams : one path, a list of paths (sample name = file stem, ``a.sorted.bam`` -> ``a.sorted``)
+        or a dict ``{sample: path}``. Coordinate-sorted and indexed (``samtools index FILE``).
+    variants : a :class:`Variants`, a DataFrame with ``chrom, pos`` (1-based), ``ref, alt``
+        (+ optional ``hap1_allele, hap2_allele, phased``), or a dict ``{sample: Variants|DataFrame}``
+        when samples come from different donors (each BAM is counted at its own donor's SNVs).
+    min_base_quality : bases with Phred quality below this are not counted (reads without stored
+        qualities pass, as in samtools).
+    min_mapping_quality : reads with MAPQ below this are skipped.
+    skip_duplicates, skip_secondary, skip_supplementary, skip_qcfail : skip reads with the SAM flag
+        0x400 / 0x100 / 0x800 / 0x200. Unmapped reads (0x4) are always skipped.
+    contig_map : dict renaming *variant* contigs to the BAM's names for the lookup (e.g.
+        ``{"1": "chr1"}``); the output ``chrom`` stays as in ``variants`` so tables join.
+    reference : FASTA (faidx-indexed). Needed to decode CRAM; when given, every SNV's ``ref`` is
+        checked against it (BAM contig names).
+    on_ref_mismatch : ``"error"`` (default: ValueError naming the FASTA and chrom:pos) or ``"drop"``
+        (ledger reason ``ref_mismatch``).
+    n_jobs : worker processes (``-1`` = all cores); work is split across contigs and SNV chunks.
+        Results are identical for any value.
+    progress : tqdm bar over SNVs; ``None`` = on when stderr is a terminal.
+
+    Counting rules, per SNV: every read whose alignment spans the SNV and passes the read filters
+    contributes at most once. A read with a deletion or reference skip (CIGAR D/N) at the SNV is not
+    counted, nor is a base below ``min_base_quality``. Reads sharing a query name (the two mates of
+    an overlapping pair, or a read and its secondary/supplementary copy when those are kept) count
+    once: if their bases agree, that base; if they disagree, the base with the higher base quality;
+    if the qualities tie, the fragment is not counted (it appears in ``n_filtered_reads``). Only
+    bases that pass ``min_base_quality`` take part. (samtools mpileup differs at overlapping mates:
+    it zeroes the weaker mate's quality and scales the stronger one's by 0.8.) A base that is
+    neither ``ref`` nor ``alt`` (third allele, ``N``) counts as ``other``. No BAQ, no depth cap.
+
+    Returns
+    -------
+    AlleleCounts
+        ``table`` (:data:`COUNTS_COLUMNS`; samples in ``bams`` order, SNVs in ``variants`` order),
+        ``ledger`` (step ``count_alleles``; ``record`` = variants chrom:pos, ``detail`` names the
+        sample): ``off_contig`` (contig not in the BAM header, or position beyond its end),
+        ``no_coverage`` (no counted read: ref + alt + other = 0), ``ref_mismatch`` (with
+        ``on_ref_mismatch="drop"``), ``duplicate_position`` (repeated chrom:pos in ``variants``).
+
+    Raises
+    ------
+    FileNotFoundError for a missing BAM/CRAM or its missing index (with the ``samtools index`` fix);
+    ValueError when no variant contig is in a BAM header (suggesting ``contig_map``), for a CRAM
+    without ``reference``, for malformed variants (naming the row) or a ref mismatch.
+    """
+    if on_ref_mismatch not in ("error", "drop"):
+        raise ValueError(f"on_ref_mismatch={on_ref_mismatch!r}: expected 'error' or 'drop'")
+    if n_jobs is None or n_jobs == 0:
+        n_jobs = 1
+    if n_jobs < 0:
+        n_jobs = max(1, (os.cpu_count() or 1) + 1 + n_jobs)
+    contig_map = dict(contig_map or {})
+    samples = _normalise_bams(bams)
+    ledger = Ledger()
+
+    # per-sample validated variant tables (a shared table is validated once)
+    if isinstance(variants, Mapping):
+        missing = [s for s in samples if s not in variants]
+        if missing:
+            raise ValueError(f"variants dict has no entry for sample(s) {missing}; its keys are {list(variants)} "
+                             f"and the BAM samples are {list(samples)}")
+        var_tables = {s: _variants_table(variants[s], f"variants[{s!r}]", ledger) for s in samples}
+    else:
+        shared = _variants_table(variants, "variants", ledger)
+        var_tables = {s: shared for s in samples}
+
+    flag_filter = _F_UNMAP
+    flag_filter |= _F_DUP if skip_duplicates else 0
+    flag_filter |= _F_SECONDARY if skip_secondary else 0
+    flag_filter |= _F_SUPPLEMENTARY if skip_supplementary else 0
+    flag_filter |= _F_QCFAIL if skip_qcfail else 0
+    # names need to be compared for unpaired reads only when a read can appear twice
+    dedup_all = not (skip_secondary and skip_supplementary)
+    opts = (int(min_base_quality), int(min_mapping_quality), flag_filter, dedup_all)
+    fasta = None
+    if reference is not None:
+        ref_path = _existing_file(reference, "reference FASTA")
+        try:
+            fasta = pysam.FastaFile(str(ref_path))
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{ref_path}: cannot open the reference FASTA ({e}); index it with `samtools faidx {ref_path}`") from e
+
+    # plan: (sample, bam contig) -> SNV row indices, split into regions, grouped into tasks
+    plans = []  # per sample: (sample, path, variants table, keep mask)
+    tasks = []  # ((plan index, [row indices per region]), task tuple for _run_task)
+    try:
+        for sample, path in samples.items():
+            _plan_sample(sample, path, var_tables[sample], reference, contig_map, fasta, on_ref_mismatch,
+                         n_jobs, opts, ledger, plans, tasks)
+    finally:
+        if fasta is not None:
+            fasta.close()
+    total_snvs = sum(len(r) for (_, region_list), _ in tasks for r in region_list)
+
+    # run (the pool forks before the progress bar starts its monitor thread)
+    results = {}
+    n_workers = min(n_jobs, len(tasks))
+    show = _show_progress(progress)
+    if n_workers <= 1:
+        files = {}
+        try:
+            with tqdm(total=total_snvs, unit="SNV", desc="count_alleles", disable=not show) as bar:
+                for _, t in tasks:
+                    tid, out = _run_task(t, files)
+                    results[tid] = out
+                    bar.update(sum(len(x[0]) for x in t[4]))
+        finally:
+            for af in files.values():
+                af.close()
+    else:
+        with ProcessPoolExecutor(max_workers=n_workers, mp_context=_fork_context()) as ex:
+            futs = {ex.submit(_run_task, t): t for _, t in tasks}
+            with tqdm(total=total_snvs, unit="SNV", desc="count_alleles", disable=not show) as bar:
+                for f in as_completed(futs):
+                    tid, out = f.result()
+                    results[tid] = out
+                    bar.update(sum(len(x[0]) for x in futs[f][4]))
+
+    # assemble: per sample, counts in variants order
+    per_sample = []
+    counts = {i: np.zeros((len(p[2]), 4), dtype=np.int64) for i, p in enumerate(plans)}
+    for (sample_i, region_list), t in tasks:
+        for rows, res in zip(region_list, results[t[0]]):
+            counts[sample_i][rows] = np.column_stack(res)
+    for i, (sample, path, vt, keep) in enumerate(plans):
+        c = counts[i]
+        used = c[:, 0] + c[:, 1] + c[:, 2]
+        nocov = keep & (used == 0)
+        var_chrom, var_pos = vt["chrom"].to_numpy(dtype=object), vt["pos"].to_numpy()
+        for j in np.flatnonzero(nocov):
+            ledger.add("count_alleles", str(path), f"{var_chrom[j]}:{var_pos[j]}", "no_coverage",
+                       f"sample={sample}; 0 reads counted ({c[j, 3]} overlapping reads filtered)")
+        sel = keep & (used > 0)
+        t = vt[sel]
+        cs = c[sel]
+        ref_count, alt_count = cs[:, 0], cs[:, 1]
+        hap = {}
+        for k in ("hap1", "hap2"):
+            h = t[k].to_numpy(dtype=object)
+            val = np.where(h == t["ref"].to_numpy(dtype=object), ref_count, alt_count).astype(np.float64)
+            val[~t["phased"].to_numpy(dtype=bool)] = np.nan
+            hap[k] = val
+        per_sample.append(pd.DataFrame({
+            "sample": sample, "chrom": t["chrom"].to_numpy(), "pos": t["pos"].to_numpy(np.int64),
+            "ref": t["ref"].to_numpy(), "alt": t["alt"].to_numpy(),
+            "ref_count": ref_count, "alt_count": alt_count, "other_count": cs[:, 2],
+            "total": ref_count + alt_count, "hap1_count": hap["hap1"], "hap2_count": hap["hap2"],
+            "n_filtered_reads": cs[:, 3].astype(np.float64),
+        }, columns=COUNTS_COLUMNS))
+    table = pd.concat(per_sample, ignore_index=True) if per_sample else _counts_frame([])
+    table = table.astype({"sample": object, "chrom": object, "ref": object, "alt": object})
+    params = {
+        "bams": {s: str(p) for s, p in samples.items()}, "min_base_quality": min_base_quality,
+        "min_mapping_quality": min_mapping_quality, "skip_duplicates": skip_duplicates,
+        "skip_secondary": skip_secondary, "skip_supplementary": skip_supplementary, "skip_qcfail": skip_qcfail,
+        "contig_map": contig_map, "reference": None if reference is None else str(reference),
+        "on_ref_mismatch": on_ref_mismatch, "n_jobs": n_jobs,
+    }
+    return AlleleCounts(table=table, ledger=ledger, params=params)
+
+
+def _plan_sample(sample, path, vt, reference, contig_map, fasta, on_ref_mismatch, n_jobs, opts, ledger, plans, tasks):
+    """Check one BAM against its SNVs (header contigs, reference) and append its counting tasks.
+
+    SNVs are grouped by BAM contig and position into regions (one ``fetch`` each, see ``_SPLIT_READS``)
+    and regions into tasks of at most ``_TASK_SNVS`` SNVs (fewer with ``n_jobs > 1`` for balance).
+    """
+    af = _open_alignments(path, reference)
+    try:
+        lengths = dict(zip(af.references, af.lengths))
+        try:
+            mapped = {s.contig: s.mapped for s in af.get_index_statistics()}
+        except (ValueError, AttributeError, NotImplementedError, OSError):
+            mapped = {}
+    finally:
+        af.close()
+    bam_chrom = vt["chrom"].map(lambda c: contig_map.get(c, c)).to_numpy(dtype=object)
+    length = np.array([lengths.get(c, -1) for c in bam_chrom], dtype=np.int64)
+    pos = vt["pos"].to_numpy()
+    var_chrom = vt["chrom"].to_numpy(dtype=object)
+    keep = length >= pos
+    if len(vt) and not (length >= 0).any():
+        var_contigs = list(dict.fromkeys(vt["chrom"]))
+        raise ValueError(
+            f"{path}: none of the variant contigs {var_contigs[:5]}{' ...' if len(var_contigs) > 5 else ''} "
+            f"{'(after contig_map) ' if contig_map else ''}is in the BAM header (its contigs: "
+            f"{list(lengths)[:5]}{' ...' if len(lengths) > 5 else ''}); "
+            + _contig_suggestion([contig_map.get(c, c) for c in var_contigs], lengths)
+        )
+    for i in np.flatnonzero(~keep):
+        why = (f"contig {bam_chrom[i]!r} not in the BAM header" if length[i] < 0
+               else f"position beyond the end of {bam_chrom[i]!r} ({length[i]} bp)")
+        ledger.add("count_alleles", str(path), f"{var_chrom[i]}:{pos[i]}", "off_contig", f"sample={sample}; {why}")
+    if fasta is not None:
+        keep &= _check_reference(fasta, reference, vt, bam_chrom, keep, on_ref_mismatch, ledger, sample, path)
+    idx = np.flatnonzero(keep)
+    # group by BAM contig, sorted by position
+    regions_rows = []
+    order = np.lexsort((pos[idx], bam_chrom[idx].astype(str)))
+    idx = idx[order]
+    chroms = bam_chrom[idx]
+    max_snvs = _TASK_SNVS
+    if n_jobs > 1:
+        max_snvs = min(_TASK_SNVS, max(_MIN_TASK_SNVS, math.ceil(len(idx) / (4 * n_jobs))))
+    for c in dict.fromkeys(chroms.tolist()):
+        rows = idx[chroms == c]
+        c_pos0 = pos[rows] - 1
+        reads_per_bp = mapped.get(c, 0) / max(lengths[c], 1)
+        gap = int(min(_MAX_GAP, max(_MIN_GAP, _SPLIT_READS / reads_per_bp))) if reads_per_bp > 0 else _MAX_GAP
+        regs = _plan_regions(c_pos0, gap, max_snvs)
+        # group consecutive regions into tasks of <= max_snvs SNVs
+        cur, cur_n = [], 0
+        for i0, i1 in regs:
+            if cur and cur_n + (i1 - i0) > max_snvs:
+                regions_rows.append((c, cur))
+                cur, cur_n = [], 0
+            cur.append(rows[i0:i1])
+            cur_n += i1 - i0
+        if cur:
+            regions_rows.append((c, cur))
+    refs = vt["ref"].to_numpy(dtype=object)
+    alts = vt["alt"].to_numpy(dtype=object)
+    for c, region_list in regions_rows:
+        payload = [((pos[r] - 1).tolist(), refs[r].tolist(), alts[r].tolist()) for r in region_list]
+        tasks.append(((len(plans), region_list), (len(tasks), str(path), None if reference is None else str(reference), c, payload, opts)))
+    plans.append((sample, path, vt, keep))
+
+
+def _check_reference(fasta, reference, vt, bam_chrom, keep, on_ref_mismatch, ledger, sample, path) -> np.ndarray:
+    """Boolean mask (len(vt)): ref allele matches the FASTA (rows already off-contig are left True)."""
+    ok = np.ones(len(vt), dtype=bool)
+    fa_contigs = set(fasta.references)
+    chrom, pos, ref = (vt[c].to_numpy() for c in ("chrom", "pos", "ref"))
+    bad = []
+    for i in np.flatnonzero(keep):
+        c, p = bam_chrom[i], int(pos[i])
+        if c not in fa_contigs:
+            raise ValueError(f"{reference}: contig {c!r} (SNV {chrom[i]}:{p}) is not in the reference FASTA; "
+                             f"expected the FASTA the BAM was aligned to (its first contigs: {list(fasta.references)[:5]})")
+        base = fasta.fetch(c, p - 1, p).upper()
+        if base != ref[i]:
+            ok[i] = False
+            bad.append((i, base))
+    if bad and on_ref_mismatch == "error":
+        i, base = bad[0]
+        raise ValueError(
+            f"{reference}: ref allele of SNV {chrom[i]}:{pos[i]} is {ref[i]!r} but the FASTA has {base!r} "
+            f"({len(bad)} mismatching SNVs in all); check the genome build, or pass on_ref_mismatch='drop' "
+            "to list them in the ledger as ref_mismatch"
+        )
+    for i, base in bad:
+        ledger.add("count_alleles", str(reference), f"{chrom[i]}:{pos[i]}", "ref_mismatch",
+                   f"sample={sample}; variants ref {ref[i]}, FASTA {base or '(empty)'}")
+    return ok
