@@ -19,7 +19,8 @@ def _glued(nb_path: Path) -> dict:
         for o in cell.get("outputs", []):
             key = o.get("metadata", {}).get("scrapbook", {}).get("name")
             if key and "text/plain" in o.get("data", {}):
-                out[key] = o["data"]["text/plain"]
+                text = o["data"]["text/plain"]
+                out[key] = "".join(text) if isinstance(text, list) else text
     return out
 
 

@@ -377,3 +377,44 @@ def test_bad_tables_raise_named_errors():
     assert list(ok.table["total"]) == [8, 10]
     with pytest.raises(ValueError, match="null must be"):
         run_test_imbalance(good, null="guess")
+
+
+# --------------------------------------------------------------------------- trimmed joint fit (integrator)
+
+
+def test_fit_null_trimmed_recovers_null_despite_allele_specific_sites():
+    from allelic.stats import fit_betabinom_rho, fit_null_trimmed
+
+    rng = np.random.default_rng(11)
+    n = rng.integers(10, 80, 8000)
+    p0, rho = 0.53, 0.03
+    q = rng.beta(p0 * (1 - rho) / rho, (1 - p0) * (1 - rho) / rho, n.size)
+    as_site = rng.random(n.size) < 0.2  # 20% AS sites, mostly favouring the reference allele
+    q[as_site] = np.where(rng.random(as_site.sum()) < 0.7, 0.85, 0.2)
+    k = rng.binomial(n, q)
+    p_hat, rho_hat = fit_null_trimmed(k, n)
+    assert abs(p_hat - p0) < 0.01
+    assert rho <= rho_hat < rho + 0.015  # slightly conservative, never far below the truth
+    assert fit_betabinom_rho(k, n, p0) > 0.08  # the fit on all sites is inflated by the AS sites
+    # on null data alone it agrees with the plain maximum-likelihood fit
+    k0 = rng.binomial(n, rng.beta(p0 * (1 - rho) / rho, (1 - p0) * (1 - rho) / rho, n.size))
+    p1, r1 = fit_null_trimmed(k0, n)
+    assert abs(p1 - p0) < 0.01 and abs(r1 - fit_betabinom_rho(k0, n, p1)) < 0.006
+    with pytest.raises(ValueError, match="alpha"):
+        fit_null_trimmed(k, n, alpha=0.7)
+
+
+def test_simulator_beta_binomial_calls_control_fdp(tmp_path):
+    """On the simulator, beta-binomial calls at FDR 0.1 keep the false discovery proportion near or below 0.1."""
+    from allelic import evaluate, io, simulate
+
+    sim = simulate.simulate("smoke", tmp_path / "sim", random_state=7)
+    counts = io.simulation_counts(sim)
+    res = run_test_imbalance(counts, group_cols=("assay",), null="trimmed", fdr=0.1)
+    m = evaluate.call_metrics(res.table, sim.truth(), ["as_binom", "as_betabinom"]).set_index("call")
+    bb = m.loc["as_betabinom"]
+    n_called = bb["tp"] + bb["fp"]
+    assert bb["tp"] > 100 and bb["recall"] > 0.4
+    # BH bounds the expected FDP; allow two binomial standard errors of sampling noise around 0.1
+    assert bb["fdp"] <= 0.1 + 2 * np.sqrt(0.1 * 0.9 / n_called)
+    assert m.loc["as_binom", "fdp"] > 0.25  # the binomial test ignores over-dispersion and over-calls
