@@ -1,0 +1,27 @@
+import pandas as pd
+import pytest
+
+from allelic import figures
+
+
+def test_figures_from_saved_results(tmp_path, monkeypatch):
+    (tmp_path / "01").mkdir()
+    (tmp_path / "02").mkdir()
+    counts = pd.DataFrame({"donor": "D1", "tissue": ["liver", "lung"] * 10, "assay": ["CTCF"] * 10 + ["RNA"] * 10,
+                           "ref_count": range(20), "alt_count": range(5, 25)})
+    counts.to_csv(tmp_path / "01" / "counts.tsv.gz", sep="\t", index=False)
+    t = pd.DataFrame({"total": [10, 20, 30], "ratio": [0.1, 0.5, 0.9], "as_betabinom": [True, False, True],
+                      "p_binom": [0.01, 0.5, 0.001], "p_betabinom": [0.05, 0.6, 0.01]})
+    t.to_csv(tmp_path / "02" / "imbalance.tsv.gz", sep="\t", index=False)
+    monkeypatch.setenv("ALLELIC_RESULTS_DIR", str(tmp_path))
+    assert figures.main(["--out", str(tmp_path / "fig")]) == 0
+    assert sorted(p.name for p in (tmp_path / "fig").iterdir()) == ["01_overview.png", "02_imbalance_tests.png"]
+    # the calls in the scatter legend are counted from the saved table, not refitted
+    fig = figures.from_results("02_imbalance_tests", tmp_path)
+    labels = [tx.get_text() for tx in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["not called (1)", "allele-specific (2)"]
+
+
+def test_missing_results_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="counts.tsv.gz is missing"):
+        figures.from_results("01_overview", tmp_path)
