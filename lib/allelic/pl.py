@@ -24,6 +24,7 @@ def count_heatmap(summary: pd.DataFrame, *, row: str = "tissue", col: str = "ass
     fig, ax = _ax(ax, (1.1 * summary[col].nunique() + 2, 0.35 * summary[row].nunique() + 1.5))
     mat = summary.pivot_table(index=row, columns=col, values=value, aggfunc="sum", fill_value=0)
     sns.heatmap(mat, annot=True, fmt=".0f", cmap=cmap, cbar_kws={"label": value}, ax=ax)
+    ax.tick_params(axis="y", rotation=0)
     return fig
 
 
@@ -34,7 +35,8 @@ def coverage(counts: pd.DataFrame, *, hue: str | None = "assay", ax=None, min_to
     fig, ax = _ax(ax)
     t = counts.assign(total=counts["ref_count"] + counts["alt_count"])
     t = t[t["total"] > 0]
-    sns.histplot(t, x="total", hue=hue, element="step", fill=False, log_scale=True, stat="density", common_norm=False, ax=ax)
+    sns.histplot(t, x="total", hue=hue, element="step", fill=False, log_scale=True, bins=24, stat="density",
+                 common_norm=False, ax=ax)
     if min_total:
         ax.axvline(min_total, color="grey", ls="--", lw=1)
     ax.set_xlabel("reads at the SNV")
