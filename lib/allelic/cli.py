@@ -1,0 +1,34 @@
+"""The ``allelic`` command line: one entry point for the book's tools.
+
+    allelic run --profile smoke            # execute the chapters (python -m allelic.run)
+    allelic simulate --preset default      # write a simulated personal epigenome
+    allelic figures                        # redraw figures from saved results
+"""
+from __future__ import annotations
+
+import sys
+
+COMMANDS = {
+    "run": ("allelic.run", "execute the book's chapters with papermill"),
+    "simulate": ("allelic.simulate", "write a simulated personal epigenome"),
+    "figures": ("allelic.figures", "redraw the figures from saved results"),
+}
+
+
+def main(argv=None) -> int:
+    import importlib
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        print("usage: allelic COMMAND [options]\n\ncommands:")
+        for name, (_, text) in COMMANDS.items():
+            print(f"  {name:<10} {text}")
+        if argv and argv[0] not in ("-h", "--help"):
+            print(f"\nerror: unknown command {argv[0]!r}", file=sys.stderr)
+            return 2
+        return 0
+    return importlib.import_module(COMMANDS[argv[0]][0]).main(argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
