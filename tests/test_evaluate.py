@@ -26,3 +26,24 @@ def test_call_metrics_counts_untested_truth_as_not_called():
     assert by.loc["A", "recall"] == 0.5 and by.loc["B", "fdp"] == 1.0
     with pytest.raises(ValueError, match="missing column"):
         evaluate.call_metrics(calls, truth, "y")
+
+
+def test_binary_metrics_hand_values():
+    # scores rank: pos 0.9, neg 0.8, pos 0.7, neg 0.1 -> 3 of 4 positive-negative pairs ordered: AUROC 0.75
+    y = [1, 0, 1, 0]
+    s = [0.9, 0.8, 0.7, 0.1]
+    m = evaluate.binary_metrics(y, s)
+    assert m["auroc"] == pytest.approx(0.75)
+    assert m["auprc"] == pytest.approx((1 / 1 + 2 / 3) / 2)  # precision at each positive, averaged
+    assert np.isnan(evaluate.binary_metrics([1, 1], [0.2, 0.3])["auroc"])
+
+
+def test_bootstrap_interval_contains_value_and_is_reproducible():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    s = y + rng.normal(0, 1, 300)
+    a = evaluate.bootstrap_metrics(y, s, n_boot=200, random_state=1)
+    b = evaluate.bootstrap_metrics(y, s, n_boot=200, random_state=1)
+    pd.testing.assert_frame_equal(a, b)
+    assert ((a["ci_low"] <= a["value"]) & (a["value"] <= a["ci_high"])).all()
+    assert (a["ci_high"] - a["ci_low"] < 0.2).all()

@@ -50,3 +50,43 @@ def call_metrics(calls: pd.DataFrame, truth: pd.DataFrame, call_cols, *, on=("sa
     out = pd.DataFrame(rows)
     out.attrs["n_no_truth"] = n_no_truth
     return out
+
+
+def binary_metrics(y, score) -> dict:
+    """AUROC and AUPRC (average precision) of scores against 0/1 labels; NaN when only one class is present."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    y, score = np.asarray(y).astype(int), np.asarray(score, float)
+    if y.shape != score.shape:
+        raise ValueError(f"labels and scores differ in shape: {y.shape} vs {score.shape}")
+    both = 0 < y.sum() < len(y)
+    return {"auroc": float(roc_auc_score(y, score)) if both else np.nan,
+            "auprc": float(average_precision_score(y, score)) if both else np.nan,
+            "n": int(len(y)), "n_pos": int(y.sum())}
+
+
+def bootstrap_metrics(y, score, *, n_boot: int = 1000, level: float = 0.95, random_state=None) -> pd.DataFrame:
+    """Percentile bootstrap confidence intervals of AUROC and AUPRC (examples resampled with replacement).
+
+    Returns one row per metric: ``metric, value, ci_low, ci_high, n_boot``."""
+    y, score = np.asarray(y).astype(int), np.asarray(score, float)
+    rng = np.random.default_rng(random_state)
+    point = binary_metrics(y, score)
+    draws = {"auroc": [], "auprc": []}
+    for _ in range(n_boot):
+        i = rng.integers(0, len(y), len(y))
+        m = binary_metrics(y[i], score[i])
+        for k in draws:
+            draws[k].append(m[k])
+    a = (1 - level) / 2
+    rows = [(k, point[k], np.nanquantile(v, a), np.nanquantile(v, 1 - a), n_boot) for k, v in draws.items()]
+    return pd.DataFrame(rows, columns=["metric", "value", "ci_low", "ci_high", "n_boot"])
+
+
+def curves(y, score) -> dict:
+    """ROC (``fpr, tpr``) and precision-recall (``recall, precision``) curve arrays for plotting."""
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    fpr, tpr, _ = roc_curve(y, score)
+    precision, recall, _ = precision_recall_curve(y, score)
+    return {"fpr": fpr, "tpr": tpr, "recall": recall, "precision": precision}
