@@ -3,6 +3,7 @@
     allelic run --profile smoke            # execute the chapters (python -m allelic.run)
     allelic simulate --preset default      # write a simulated personal epigenome
     allelic figures                        # redraw figures from saved results
+    allelic predict --model DIR --windows FILE.tsv   # score SNVs with a fine-tuned model
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ COMMANDS = {
     "run": ("allelic.run", "execute the book's chapters with papermill"),
     "simulate": ("allelic.simulate", "write a simulated personal epigenome"),
     "figures": ("allelic.figures", "redraw the figures from saved results"),
+    "predict": ("allelic.predict", "score SNV windows (TSV, or VCF + FASTA) with a fine-tuned model"),
 }
 
 

@@ -1,0 +1,130 @@
+"""Score SNVs with a fine-tuned model from the command line.
+
+    allelic predict --model DIR --windows windows.tsv --out scores.tsv
+    allelic predict --model DIR --vcf variants.vcf.gz --fasta genome.fa [--sample NAME] --out scores.tsv
+
+``--windows``: a TSV with a ``sequence`` column (other columns are carried to the output); every sequence must have
+the model's window length (``--window``, default from the model card, else 200) and only A, C, G, T, N.
+``--vcf --fasta``: windows are cut around each biallelic SNV of the VCF (heterozygous ones of ``--sample`` when
+given) with the SNV at the centre; both alleles are scored and ``delta = score_alt - score_ref`` is reported.
+The device is chosen automatically (GPU when present) and sequences are scored in batches.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .ledger import Ledger
+
+
+def _window_length(model_dir: Path, override: int | None) -> int:
+    if override:
+        return int(override)
+    card = model_dir / "model_card.json"
+    if card.is_file():
+        return int(json.loads(card.read_text()).get("spec", {}).get("window", 200))
+    return 200
+
+
+def check_windows(seqs: pd.Series, window: int, source: str) -> None:
+    """Raise ValueError naming the file and the first row whose sequence has the wrong length or characters."""
+    s = seqs.astype(str).str.upper()
+    bad_len = s.str.len() != window
+    if bad_len.any():
+        i = int(np.flatnonzero(bad_len.to_numpy())[0])
+        raise ValueError(f"{source}: row {i + 1}: sequence of {len(s.iloc[i])} bp; the model expects windows of {window} bp")
+    bad_chr = s.str.contains("[^ACGTN]", regex=True)
+    if bad_chr.any():
+        i = int(np.flatnonzero(bad_chr.to_numpy())[0])
+        chars = sorted(set(s.iloc[i]) - set("ACGTN"))
+        raise ValueError(f"{source}: row {i + 1}: characters {chars} are not A, C, G, T or N")
+
+
+def windows_from_vcf(vcf, fasta, *, window: int = 200, sample=None, ledger: Ledger | None = None) -> pd.DataFrame:
+    """Reference and alternative windows around the biallelic SNVs of a VCF: columns ``chrom, pos, ref, alt,
+    seq_ref, seq_alt``. SNVs too close to a contig end go to ``ledger`` (``window_off_contig``); a REF that differs
+    from the FASTA raises ValueError naming both files and the record (wrong genome build)."""
+    import pysam
+
+    from .counts import read_het_snvs
+
+    ledger = ledger if ledger is not None else Ledger()
+    if sample is not None:
+        v = read_het_snvs(vcf, sample)
+        ledger.merge(v.ledger)
+        t = v.table[["chrom", "pos", "ref", "alt"]]
+    else:
+        rows = []
+        with pysam.VariantFile(str(vcf)) as vf:
+            for r in vf:
+                alts = r.alts or ()
+                if len(r.ref) == 1 and len(alts) == 1 and len(alts[0]) == 1 and alts[0] in "ACGT":
+                    rows.append((r.chrom, r.pos, r.ref, alts[0]))
+                else:
+                    ledger.add("windows_from_vcf", vcf, f"{r.chrom}:{r.pos}", "not_biallelic_snv")
+        t = pd.DataFrame(rows, columns=["chrom", "pos", "ref", "alt"])
+    half = window // 2
+    out = []
+    with pysam.FastaFile(str(fasta)) as fa:
+        for r in t.itertuples(index=False):
+            start = r.pos - 1 - half
+            if r.chrom not in fa.references or start < 0 or start + window > fa.get_reference_length(r.chrom):
+                ledger.add("windows_from_vcf", vcf, f"{r.chrom}:{r.pos}", "window_off_contig")
+                continue
+            seq = fa.fetch(r.chrom, start, start + window).upper()
+            if seq[half] != r.ref.upper():
+                raise ValueError(f"{vcf} record {r.chrom}:{r.pos}: REF {r.ref} but {fasta} has {seq[half]} there "
+                                 f"(wrong genome build or contig naming?)")
+            out.append((r.chrom, r.pos, r.ref, r.alt, seq, seq[:half] + r.alt + seq[half + 1:]))
+    return pd.DataFrame(out, columns=["chrom", "pos", "ref", "alt", "seq_ref", "seq_alt"])
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="allelic predict", description="Score SNV windows with a fine-tuned model.")
+    ap.add_argument("--model", required=True, help="checkpoint directory (model + tokenizer)")
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--windows", help="TSV with a 'sequence' column")
+    src.add_argument("--vcf", help="VCF of SNVs (needs --fasta)")
+    ap.add_argument("--fasta", help="indexed reference FASTA for --vcf")
+    ap.add_argument("--sample", help="score the heterozygous SNVs of this VCF sample only")
+    ap.add_argument("--window", type=int, help="window length (default: the model card's, else 200)")
+    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--out", default="-", help="output TSV (default stdout)")
+    a = ap.parse_args(argv)
+    try:
+        from .models import load_model
+        from .tokenize import load_tokenizer
+        from .train import predict
+
+        model_dir = Path(a.model)
+        window = _window_length(model_dir, a.window)
+        model, tok = load_model(model_dir, task="classification"), load_tokenizer(model_dir)
+        if a.windows:
+            table = pd.read_csv(a.windows, sep="\t")
+            if "sequence" not in table.columns:
+                raise ValueError(f"{a.windows}: no 'sequence' column (columns: {', '.join(table.columns)})")
+            check_windows(table["sequence"], window, a.windows)
+            table["score"] = predict(model, tok, table["sequence"].str.upper(), batch_size=a.batch_size, device=a.device)
+        else:
+            if not a.fasta:
+                raise ValueError("--vcf needs --fasta")
+            table = windows_from_vcf(a.vcf, a.fasta, window=window, sample=a.sample)
+            table["score_ref"] = predict(model, tok, table["seq_ref"], batch_size=a.batch_size, device=a.device)
+            table["score_alt"] = predict(model, tok, table["seq_alt"], batch_size=a.batch_size, device=a.device)
+            table["delta"] = table["score_alt"] - table["score_ref"]
+            table = table.drop(columns=["seq_ref", "seq_alt"])
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    table.to_csv(sys.stdout if a.out == "-" else a.out, sep="\t", index=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
