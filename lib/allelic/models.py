@@ -1,0 +1,776 @@
+"""DNABERT-2 in native PyTorch, and loading of the DNA language-model checkpoints users have.
+
+DNABERT-2 (Zhou et al. 2023, ``zhihan1996/DNABERT-2-117M``) is a MosaicBERT: a BERT encoder over a 4096-token BPE
+vocabulary with
+
+* no position embeddings: an ALiBi bias ``-slope_h * |i - j|`` (symmetric) is added to the attention logits of head
+  ``h``, with the standard ALiBi head slopes (MosaicBERT ``_get_alibi_head_slopes``, non-power-of-2 rule included);
+* a fused ``Wqkv`` projection, post-LayerNorm blocks, and a gated-GELU MLP (``gated_layers``: hidden -> 2 x
+  intermediate without bias; ``GELU(first half) * second half``; ``wo`` back to hidden);
+* the published weights named as in MosaicBERT (``bert.encoder.layer.N.attention.self.Wqkv`` ...).
+
+The published remote code (``bert_layers.py``) needs ``trust_remote_code``, breaks on recent ``transformers`` and
+ignores ``output_attentions``. This module re-implements the same arithmetic with the same module names, so a published
+checkpoint directory loads into it without remote code (:func:`load_dnabert2`), and it returns attention maps:
+
+* ``output_attentions=False``: :func:`torch.nn.functional.scaled_dot_product_attention` with the ALiBi bias plus the
+  padding mask as a float ``attn_mask`` (fast path, any device, any dtype);
+* ``output_attentions=True``: an explicit (eager) path, softmax in float32, returning the probabilities
+  ``(batch, heads, tokens, tokens)``; rows sum to 1 and padded keys get probability exactly 0.
+
+Padded positions are dropped from attention as keys; their own outputs are set to zero in the returned hidden states
+(as MosaicBERT's unpadding does), so the hidden states of real tokens do not depend on how much padding follows.
+
+:func:`load_model` opens any checkpoint directory: DNABERT-2 style ones (published or saved by us) with
+:func:`load_dnabert2`, anything else (DNABERT v1 k-mer BERT, Nucleotide-Transformer-like models) with the
+``transformers`` Auto classes (``local_files_only``, eager attention so that attentions can be returned).
+"""
+import json
+import logging
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForMaskedLM,
+    AutoModelForSequenceClassification,
+    PretrainedConfig,
+    PreTrainedModel,
+)
+from transformers.activations import ACT2FN
+from transformers.modeling_outputs import (
+    BaseModelOutputWithPoolingAndCrossAttentions,
+    MaskedLMOutput,
+    SequenceClassifierOutput,
+)
+
+try:  # transformers >= 4.50: gradient checkpointing through model.gradient_checkpointing_enable()
+    from transformers.modeling_layers import GradientCheckpointingLayer as _LayerBase
+except ImportError:  # pragma: no cover - older transformers
+    _LayerBase = nn.Module
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "DNABert2Config", "DNABert2PreTrainedModel", "DNABert2Model", "DNABert2ForMaskedLM",
+    "DNABert2ForSequenceClassification", "alibi_slopes", "alibi_bias", "load_dnabert2", "load_model",
+    "is_dnabert2_checkpoint", "model_summary", "flops_per_token", "TASKS",
+]
+
+TASKS = ("classification", "mlm", "base")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# configuration
+# ---------------------------------------------------------------------------------------------------------------------
+class DNABert2Config(PretrainedConfig):
+    """Configuration of the DNABERT-2 (MosaicBERT) architecture; the defaults are DNABERT-2-117M's.
+
+    ``alibi_starting_size`` is the size of the cached ALiBi bias; it grows when a longer input comes (no limit on the
+    input length). ``max_position_embeddings`` is kept for compatibility only: there are no position embeddings.
+    ``classifier_dropout`` (None: ``hidden_dropout_prob``) is the dropout before the classification layer.
+    """
+
+    model_type = "dnabert2"
+
+    vocab_size: int = 4096
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.0
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-12
+    pad_token_id: int | None = 0
+    classifier_dropout: float | None = None
+    alibi_starting_size: int = 512
+    tie_word_embeddings: bool = True
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# ALiBi
+# ---------------------------------------------------------------------------------------------------------------------
+def alibi_slopes(n_heads: int) -> list[float]:
+    """ALiBi head slopes, the rule of Press et al. as in MosaicBERT ``_get_alibi_head_slopes``.
+
+    A power of two ``n``: the geometric sequence ``start * start**i`` with ``start = 2**(-8/n)`` (8 heads: 2^-1 .. 2^-8;
+    4 heads: 2^-2, 2^-4, 2^-6, 2^-8). Otherwise: the slopes of the closest lower power of two ``p``, followed by every
+    other slope of ``2p`` heads (12 heads: 2^-1 .. 2^-8, then 2^-0.5, 2^-1.5, 2^-2.5, 2^-3.5)."""
+    if n_heads < 1:
+        raise ValueError(f"n_heads must be >= 1, got {n_heads}")
+
+    def power_of_2(n: int) -> list[float]:
+        start = 2 ** (-(2 ** -(math.log2(n) - 3)))
+        return [start * start ** i for i in range(n)]
+
+    if math.log2(n_heads).is_integer():
+        return power_of_2(n_heads)
+    closest = 2 ** math.floor(math.log2(n_heads))
+    return power_of_2(closest) + alibi_slopes(2 * closest)[0::2][: n_heads - closest]
+
+
+def alibi_bias(n_heads: int, size: int, device=None, dtype=torch.float32) -> torch.Tensor:
+    """The ALiBi bias ``(1, heads, size, size)``: ``bias[0, h, i, j] = -slope_h * |i - j|``."""
+    pos = torch.arange(size, device=device)
+    rel = (pos[None, :] - pos[:, None]).abs().to(torch.float32)
+    slopes = torch.tensor(alibi_slopes(n_heads), dtype=torch.float32, device=device)
+    return (-slopes[:, None, None] * rel[None]).unsqueeze(0).to(dtype)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# modules (names as in MosaicBERT / DNABERT-2 bert_layers.py, so that state dicts match)
+# ---------------------------------------------------------------------------------------------------------------------
+class DNABert2Embeddings(nn.Module):
+    """Word + token-type embeddings, LayerNorm, dropout; no position embeddings (ALiBi)."""
+
+    def __init__(self, config: DNABert2Config):
+        super().__init__()
+        pad = config.pad_token_id if config.pad_token_id is not None and 0 <= config.pad_token_id < config.vocab_size else None
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=pad)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, input_ids=None, token_type_ids=None, inputs_embeds=None) -> torch.Tensor:
+        if inputs_embeds is None:
+            inputs_embeds = self.word_embeddings(input_ids)
+        if token_type_ids is None:
+            token_type_ids = torch.zeros(inputs_embeds.shape[:2], dtype=torch.long, device=inputs_embeds.device)
+        x = inputs_embeds + self.token_type_embeddings(token_type_ids)
+        return self.dropout(self.LayerNorm(x))
+
+
+class DNABert2SelfAttention(nn.Module):
+    """Multi-head self-attention with a fused ``Wqkv`` projection and an additive bias (ALiBi + padding)."""
+
+    def __init__(self, config: DNABert2Config):
+        super().__init__()
+        if config.hidden_size % config.num_attention_heads:
+            raise ValueError(f"hidden_size {config.hidden_size} is not a multiple of num_attention_heads "
+                             f"{config.num_attention_heads}")
+        self.num_attention_heads = config.num_attention_heads
+        self.attention_head_size = config.hidden_size // config.num_attention_heads
+        self.p_dropout = float(config.attention_probs_dropout_prob)
+        self.dropout = nn.Dropout(self.p_dropout)
+        self.Wqkv = nn.Linear(config.hidden_size, 3 * config.hidden_size)
+
+    def forward(self, hidden_states: torch.Tensor, bias: torch.Tensor, output_attentions: bool = False):
+        """``hidden_states`` (b, s, hidden); ``bias`` (b, heads, s, s) additive, in the attention dtype.
+
+        Returns ``(context (b, s, hidden), probabilities (b, heads, s, s) or None)``."""
+        b, s, _ = hidden_states.shape
+        h, d = self.num_attention_heads, self.attention_head_size
+        qkv = self.Wqkv(hidden_states).view(b, s, 3, h, d)
+        q, k, v = (t.transpose(1, 2) for t in qkv.unbind(dim=2))  # each (b, h, s, d)
+        if output_attentions:
+            # eager path: logits and softmax in float32 (attention maps for analysis), then back to the value dtype
+            scores = torch.matmul(q.float(), k.float().transpose(-1, -2)) / math.sqrt(d) + bias.float()
+            probs = torch.softmax(scores, dim=-1)
+            context = torch.matmul(self.dropout(probs).to(v.dtype), v)
+        else:
+            probs = None
+            context = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=bias.to(q.dtype),
+                dropout_p=self.p_dropout if self.training else 0.0, is_causal=False)
+        return context.transpose(1, 2).reshape(b, s, h * d), probs
+
+
+class DNABert2SelfOutput(nn.Module):
+    """Attention output: dense, dropout, post-LayerNorm with the residual."""
+
+    def __init__(self, config: DNABert2Config):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden_states: torch.Tensor, input_tensor: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dropout(self.dense(hidden_states)) + input_tensor)
+
+
+class DNABert2Attention(nn.Module):
+    def __init__(self, config: DNABert2Config):
+        super().__init__()
+        self.self = DNABert2SelfAttention(config)
+        self.output = DNABert2SelfOutput(config)
+
+    def forward(self, hidden_states, bias, output_attentions=False):
+        context, probs = self.self(hidden_states, bias, output_attentions)
+        return self.output(context, hidden_states), probs
+
+
+class DNABert2GatedMLP(nn.Module):
+    """Gated-GELU MLP (MosaicBERT ``BertGatedLinearUnitMLP``): ``LN(x + wo(drop(GELU(g) * u)))``, ``[g, u] =
+    gated_layers(x)``."""
+
+    def __init__(self, config: DNABert2Config):
+        super().__init__()
+        self.intermediate_size = config.intermediate_size
+        self.gated_layers = nn.Linear(config.hidden_size, 2 * config.intermediate_size, bias=False)
+        self.act = nn.GELU(approximate="none")
+        self.wo = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.layernorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        gated, non_gated = self.gated_layers(hidden_states).split(self.intermediate_size, dim=-1)
+        x = self.wo(self.dropout(self.act(gated) * non_gated))
+        return self.layernorm(x + hidden_states)
+
+
+class DNABert2Layer(_LayerBase):
+    """One post-LN block: attention then gated MLP."""
+
+    def __init__(self, config: DNABert2Config):
+        super().__init__()
+        self.attention = DNABert2Attention(config)
+        self.mlp = DNABert2GatedMLP(config)
+
+    def forward(self, hidden_states, bias, output_attentions=False):
+        attention_output, probs = self.attention(hidden_states, bias, output_attentions)
+        return self.mlp(attention_output), probs
+
+
+class DNABert2Encoder(nn.Module):
+    """The stack of layers plus the cached ALiBi bias (a plain attribute, not a buffer: rebuilt lazily on the input's
+    device, grown when a longer input comes)."""
+
+    def __init__(self, config: DNABert2Config):
+        super().__init__()
+        self.config = config
+        self.num_attention_heads = config.num_attention_heads
+        self.layer = nn.ModuleList([DNABert2Layer(config) for _ in range(config.num_hidden_layers)])
+        self.gradient_checkpointing = False
+        self._alibi: torch.Tensor | None = None
+        self._alibi_size = int(config.alibi_starting_size)
+
+    def alibi(self, seq_len: int, device) -> torch.Tensor:
+        """The cached float32 ALiBi bias, ``(1, heads, seq_len, seq_len)``."""
+        if seq_len > self._alibi_size:
+            logger.info("growing the ALiBi bias from %d to %d tokens", self._alibi_size, seq_len)
+            self._alibi_size = seq_len
+            self._alibi = None
+        if self._alibi is None or self._alibi.device != torch.device(device) or self._alibi.shape[-1] < self._alibi_size:
+            self._alibi = alibi_bias(self.num_attention_heads, self._alibi_size, device=device)
+        return self._alibi[:, :, :seq_len, :seq_len]
+
+    def attention_bias(self, attention_mask: torch.Tensor, seq_len: int, dtype: torch.dtype, device) -> torch.Tensor:
+        """ALiBi + padding bias ``(b, heads, s, s)`` in ``dtype``: padded keys get ``finfo(dtype).min``.
+
+        The last dimension is allocated padded to a multiple of 8 (then sliced) so that the memory-efficient SDPA
+        kernels on CUDA can take the mask without copying it."""
+        b = attention_mask.shape[0]
+        s_pad = -(-seq_len // 8) * 8
+        out = torch.empty(b, self.num_attention_heads, seq_len, s_pad, dtype=dtype, device=device)[..., :seq_len]
+        neg = torch.finfo(dtype).min
+        key_bias = torch.zeros(b, 1, 1, seq_len, dtype=torch.float32, device=device)
+        key_bias.masked_fill_(~attention_mask.bool()[:, None, None, :], neg)
+        out.copy_((self.alibi(seq_len, device) + key_bias).clamp_min(neg))
+        return out
+
+    def forward(self, hidden_states, attention_mask, output_attentions=False, output_hidden_states=False):
+        b, s, _ = hidden_states.shape
+        dtype = hidden_states.dtype  # the dtype attention runs in (autocast's when on); the eager path uses float32
+        if output_attentions:
+            dtype = torch.float32
+        elif torch.is_autocast_enabled(hidden_states.device.type):
+            dtype = torch.get_autocast_dtype(hidden_states.device.type)
+        bias = self.attention_bias(attention_mask, s, dtype, hidden_states.device)
+        keep = attention_mask.to(hidden_states.dtype)[:, :, None]
+        all_hidden = (hidden_states * keep,) if output_hidden_states else None
+        all_attn = () if output_attentions else None
+        for layer in self.layer:
+            hidden_states, probs = layer(hidden_states, bias, output_attentions)
+            if output_hidden_states:
+                all_hidden = all_hidden + (hidden_states * keep.to(hidden_states.dtype),)
+            if output_attentions:
+                all_attn = all_attn + (probs,)
+        return hidden_states * keep.to(hidden_states.dtype), all_hidden, all_attn
+
+
+class DNABert2Pooler(nn.Module):
+    """tanh(dense(first token))."""
+
+    def __init__(self, config: DNABert2Config):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.activation = nn.Tanh()
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.activation(self.dense(hidden_states[:, 0]))
+
+
+class DNABert2PredictionHeadTransform(nn.Module):
+    def __init__(self, config: DNABert2Config):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.transform_act_fn = ACT2FN[config.hidden_act] if isinstance(config.hidden_act, str) else config.hidden_act
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.transform_act_fn(self.dense(hidden_states)))
+
+
+class DNABert2LMPredictionHead(nn.Module):
+    def __init__(self, config: DNABert2Config):
+        super().__init__()
+        self.transform = DNABert2PredictionHeadTransform(config)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)  # weight tied to the word embeddings
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.transform(hidden_states))
+
+
+class DNABert2OnlyMLMHead(nn.Module):
+    def __init__(self, config: DNABert2Config):
+        super().__init__()
+        self.predictions = DNABert2LMPredictionHead(config)
+
+    def forward(self, sequence_output: torch.Tensor) -> torch.Tensor:
+        return self.predictions(sequence_output)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# models
+# ---------------------------------------------------------------------------------------------------------------------
+class DNABert2PreTrainedModel(PreTrainedModel):
+    """Weight initialisation (normal(0, initializer_range), LayerNorm 1/0, padding row 0) and the HF plumbing."""
+
+    config_class = DNABert2Config
+    base_model_prefix = "bert"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["DNABert2Layer"]
+
+    def _flags(self, output_attentions, output_hidden_states, return_dict):
+        cfg = self.config
+        oa = output_attentions if output_attentions is not None else bool(getattr(cfg, "output_attentions", False))
+        oh = output_hidden_states if output_hidden_states is not None else bool(getattr(cfg, "output_hidden_states", False))
+        rd = return_dict if return_dict is not None else getattr(cfg, "return_dict", True) is not False
+        return oa, oh, rd
+
+
+class DNABert2Model(DNABert2PreTrainedModel):
+    """The encoder: embeddings, layers, and (``add_pooling_layer``) the pooler."""
+
+    def __init__(self, config: DNABert2Config, add_pooling_layer: bool = True):
+        super().__init__(config)
+        self.embeddings = DNABert2Embeddings(config)
+        self.encoder = DNABert2Encoder(config)
+        self.pooler = DNABert2Pooler(config) if add_pooling_layer else None
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.embeddings.word_embeddings
+
+    def set_input_embeddings(self, value):
+        self.embeddings.word_embeddings = value
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, inputs_embeds=None,
+                output_attentions=None, output_hidden_states=None, return_dict=None):
+        """``position_ids`` is accepted and ignored (ALiBi). ``attention_mask`` (b, s): 1 real token, 0 padding.
+
+        Returns :class:`BaseModelOutputWithPoolingAndCrossAttentions` (``last_hidden_state`` (b, s, hidden), zero at
+        padded positions; ``pooler_output`` (b, hidden) or None; ``hidden_states``: embeddings + one per layer;
+        ``attentions``: one (b, heads, s, s) tensor per layer)."""
+        oa, oh, rd = self._flags(output_attentions, output_hidden_states, return_dict)
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("give exactly one of input_ids and inputs_embeds")
+        shape = input_ids.shape if input_ids is not None else inputs_embeds.shape[:2]
+        device = input_ids.device if input_ids is not None else inputs_embeds.device
+        if attention_mask is None:
+            attention_mask = torch.ones(shape, dtype=torch.long, device=device)
+        x = self.embeddings(input_ids=input_ids, token_type_ids=token_type_ids, inputs_embeds=inputs_embeds)
+        seq, hidden, attn = self.encoder(x, attention_mask, output_attentions=oa, output_hidden_states=oh)
+        pooled = self.pooler(seq) if self.pooler is not None else None
+        out = BaseModelOutputWithPoolingAndCrossAttentions(
+            last_hidden_state=seq, pooler_output=pooled, hidden_states=hidden, attentions=attn)
+        return out if rd else out.to_tuple()
+
+
+class DNABert2ForMaskedLM(DNABert2PreTrainedModel):
+    """Encoder (no pooler) + MLM head whose decoder weight is tied to the word embeddings (decoder has its own bias)."""
+
+    _tied_weights_keys = {"cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight"}
+
+    def __init__(self, config: DNABert2Config):
+        super().__init__(config)
+        self.bert = DNABert2Model(config, add_pooling_layer=False)
+        self.cls = DNABert2OnlyMLMHead(config)
+        if getattr(config, "tie_word_embeddings", True):
+            self.cls.predictions.decoder.weight = self.bert.embeddings.word_embeddings.weight
+        self.post_init()
+
+    def get_output_embeddings(self):
+        return self.cls.predictions.decoder
+
+    def set_output_embeddings(self, new_embeddings):
+        self.cls.predictions.decoder = new_embeddings
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, position_ids=None,
+                inputs_embeds=None, output_attentions=None, output_hidden_states=None, return_dict=None):
+        """``labels`` (b, s): token ids to predict, ``-100`` where no loss is taken. Returns :class:`MaskedLMOutput`
+        with ``logits`` (b, s, vocab) at every position (loss: cross-entropy in float32 over labelled positions)."""
+        oa, oh, rd = self._flags(output_attentions, output_hidden_states, return_dict)
+        out = self.bert(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                        inputs_embeds=inputs_embeds, output_attentions=oa, output_hidden_states=oh, return_dict=True)
+        logits = self.cls(out.last_hidden_state)
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(logits.float().view(-1, logits.shape[-1]), labels.to(logits.device).view(-1),
+                                   ignore_index=-100)
+        res = MaskedLMOutput(loss=loss, logits=logits, hidden_states=out.hidden_states, attentions=out.attentions)
+        return res if rd else res.to_tuple()
+
+
+class DNABert2ForSequenceClassification(DNABert2PreTrainedModel):
+    """Encoder + pooler, dropout (``classifier_dropout`` or ``hidden_dropout_prob``), linear classifier.
+
+    Loss: MSE for ``num_labels == 1`` (regression), cross-entropy for integer labels, BCE-with-logits for float
+    labels of shape (b, num_labels) (multi-label); ``config.problem_type`` overrides the choice."""
+
+    def __init__(self, config: DNABert2Config):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.bert = DNABert2Model(config)
+        p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = nn.Dropout(p)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, position_ids=None,
+                inputs_embeds=None, output_attentions=None, output_hidden_states=None, return_dict=None):
+        oa, oh, rd = self._flags(output_attentions, output_hidden_states, return_dict)
+        out = self.bert(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                        inputs_embeds=inputs_embeds, output_attentions=oa, output_hidden_states=oh, return_dict=True)
+        logits = self.classifier(self.dropout(out.pooler_output))
+        loss = None
+        if labels is not None:
+            labels = labels.to(logits.device)
+            problem = self.config.problem_type
+            if problem is None:
+                if self.num_labels == 1:
+                    problem = "regression"
+                elif labels.dtype in (torch.long, torch.int, torch.int16, torch.int8, torch.uint8):
+                    problem = "single_label_classification"
+                else:
+                    problem = "multi_label_classification"
+            lf = logits.float()
+            if problem == "regression":
+                loss = (F.mse_loss(lf.view(-1), labels.float().view(-1)) if self.num_labels == 1
+                        else F.mse_loss(lf, labels.float()))
+            elif problem == "single_label_classification":
+                loss = F.cross_entropy(lf.view(-1, self.num_labels), labels.long().view(-1))
+            else:
+                loss = F.binary_cross_entropy_with_logits(lf, labels.float())
+        res = SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
+                                       attentions=out.attentions)
+        return res if rd else res.to_tuple()
+
+
+def _register_auto_classes() -> None:
+    """Register with the Auto classes (idempotent: a second import, or a reload, does not fail)."""
+    try:
+        AutoConfig.register(DNABert2Config.model_type, DNABert2Config, exist_ok=True)
+    except (ValueError, TypeError):
+        try:
+            AutoConfig.register(DNABert2Config.model_type, DNABert2Config)
+        except ValueError:
+            pass
+    for auto_cls, model_cls in ((AutoModel, DNABert2Model), (AutoModelForMaskedLM, DNABert2ForMaskedLM),
+                                (AutoModelForSequenceClassification, DNABert2ForSequenceClassification)):
+        try:
+            auto_cls.register(DNABert2Config, model_cls, exist_ok=True)
+        except (ValueError, TypeError):
+            try:
+                auto_cls.register(DNABert2Config, model_cls)
+            except ValueError:
+                pass
+
+
+_register_auto_classes()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# loading checkpoints
+# ---------------------------------------------------------------------------------------------------------------------
+_TASK_CLASSES = {"classification": DNABert2ForSequenceClassification, "mlm": DNABert2ForMaskedLM, "base": DNABert2Model}
+_CONFIG_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                "hidden_act", "hidden_dropout_prob", "attention_probs_dropout_prob", "max_position_embeddings",
+                "type_vocab_size", "initializer_range", "layer_norm_eps", "pad_token_id", "classifier_dropout",
+                "alibi_starting_size", "tie_word_embeddings", "problem_type", "bos_token_id", "eos_token_id")
+_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def _check_task(task: str) -> None:
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+
+
+def _read_config(path: Path) -> dict:
+    cfg = path / "config.json"
+    if not path.is_dir():
+        raise FileNotFoundError(f"checkpoint directory not found: {path}")
+    if not cfg.is_file():
+        raise FileNotFoundError(f"{path} is not a model checkpoint directory: it has no config.json")
+    return json.loads(cfg.read_text())
+
+
+def _weight_file(path: Path) -> Path:
+    for name in _WEIGHT_FILES:
+        if (path / name).is_file():
+            return path / name
+    raise FileNotFoundError(f"{path} has no weights ({', '.join(_WEIGHT_FILES)})")
+
+
+def _load_one(f: Path) -> dict:
+    if f.suffix == ".safetensors":
+        from safetensors.torch import load_file
+        return load_file(str(f), device="cpu")
+    return torch.load(str(f), map_location="cpu", weights_only=True)
+
+
+def _read_state_dict(path: Path) -> dict:
+    f = _weight_file(path)
+    if f.name.endswith(".index.json"):
+        shards = sorted(set(json.loads(f.read_text())["weight_map"].values()))
+        sd = {}
+        for s in shards:
+            sd.update(_load_one(path / s))
+        return sd
+    return _load_one(f)
+
+
+def _weight_names(path: Path) -> list[str]:
+    """The tensor names of a checkpoint without reading its tensors (where the format allows)."""
+    try:
+        f = _weight_file(path)
+    except FileNotFoundError:
+        return []
+    if f.name.endswith(".index.json"):
+        return list(json.loads(f.read_text()).get("weight_map", {}))
+    if f.suffix == ".safetensors":
+        from safetensors import safe_open
+        with safe_open(str(f), framework="pt") as h:
+            return list(h.keys())
+    try:
+        return list(torch.load(str(f), map_location="cpu", weights_only=True, mmap=True))
+    except RuntimeError:  # legacy (non-zip) torch.save format cannot be memory-mapped
+        return list(torch.load(str(f), map_location="cpu", weights_only=True))
+
+
+def is_dnabert2_checkpoint(path, raw_config: dict | None = None) -> bool:
+    """True for a DNABERT-2 style directory: ``model_type == "dnabert2"`` (ours), an ``auto_map`` to ``bert_layers``
+    (published), or MosaicBERT ``Wqkv`` tensors in the weights."""
+    path = Path(path)
+    raw = raw_config if raw_config is not None else _read_config(path)
+    if raw.get("model_type") == DNABert2Config.model_type:
+        return True
+    if any("bert_layers" in str(v) for v in (raw.get("auto_map") or {}).values()):
+        return True
+    return any(".Wqkv." in k for k in _weight_names(path))
+
+
+def _config_from_raw(raw: dict, task: str, num_labels: int | None, overrides: dict) -> DNABert2Config:
+    kw = {k: raw[k] for k in _CONFIG_KEYS if k in raw}
+    if raw.get("id2label") and task == "classification":
+        id2label = {int(k): v for k, v in raw["id2label"].items()}
+        if num_labels is None or num_labels == len(id2label):
+            kw["id2label"] = id2label
+            if raw.get("label2id"):
+                kw["label2id"] = raw["label2id"]
+    if "id2label" not in kw:
+        kw["num_labels"] = num_labels if num_labels is not None else int(raw.get("num_labels", 2) or 2)
+    kw.update(overrides)
+    return DNABert2Config(**kw)
+
+
+def _normalise_keys(sd: dict, base: bool) -> dict:
+    """Published/our names -> this module's names: strip a composer ``model.`` prefix, ``cls.predictions.bias`` ->
+    ``cls.predictions.decoder.bias``, add (full models) or strip (``base``) the ``bert.`` prefix."""
+    if sd and all(k.startswith("model.") for k in sd):
+        sd = {k[len("model."):]: v for k, v in sd.items()}
+    if "cls.predictions.bias" in sd and "cls.predictions.decoder.bias" not in sd:
+        sd["cls.predictions.decoder.bias"] = sd.pop("cls.predictions.bias")
+    roots = ("embeddings.", "encoder.", "pooler.")
+    out = {}
+    for k, v in sd.items():
+        if base:
+            k = k[len("bert."):] if k.startswith("bert.") else k
+        elif k.startswith(roots):
+            k = "bert." + k
+        out[k] = v
+    return out
+
+
+def load_dnabert2(path, *, task: str = "classification", num_labels: int | None = 2, dtype: torch.dtype | None = None,
+                  **config_overrides) -> PreTrainedModel:
+    """Load a DNABERT-2 checkpoint directory into the native classes (no remote code).
+
+    ``path``: a directory as published (``config.json`` with ``model_type "bert"`` and an ``auto_map`` to
+    ``bert_layers``; MosaicBERT tensor names in ``pytorch_model.bin`` / ``model.safetensors``, sharded or not) or one
+    saved by ``save_pretrained`` of these classes (``model_type "dnabert2"``). ``task``: ``"classification"``
+    (:class:`DNABert2ForSequenceClassification`), ``"mlm"`` (:class:`DNABert2ForMaskedLM`) or ``"base"``
+    (:class:`DNABert2Model`). ``num_labels``: classification outputs; None takes the checkpoint's (default 2).
+    ``dtype``: cast the loaded model (e.g. ``torch.bfloat16``); default float32. ``config_overrides`` set config
+    fields (e.g. ``hidden_dropout_prob=0.0``).
+
+    Weights absent from the checkpoint: missing embedding/encoder weights raise :class:`ValueError` (naming the
+    checkpoint and the first missing names); a missing pooler, classifier or MLM head is newly initialised and logged.
+    Unexpected tensors are logged. The model is returned in eval mode (as ``from_pretrained`` does)."""
+    _check_task(task)
+    path = Path(path)
+    raw = _read_config(path)
+    config = _config_from_raw(raw, task, num_labels, config_overrides)
+    config.name_or_path = str(path)
+    model_cls = _TASK_CLASSES[task]
+    model = model_cls(config)
+    base = task == "base"
+    sd = _normalise_keys(_read_state_dict(path), base=base)
+
+    decoder_w, emb_w = "cls.predictions.decoder.weight", "bert.embeddings.word_embeddings.weight"
+    if task == "mlm" and getattr(config, "tie_word_embeddings", True) and decoder_w in sd and emb_w in sd:
+        if not torch.equal(sd[decoder_w], sd[emb_w]):
+            logger.warning("%s: decoder weight differs from the word embeddings; using the embeddings (tied)", path)
+        sd.pop(decoder_w)
+    # tensors that other tasks' heads carry are expected extras, not errors
+    expected_extra = {"classification": ("cls.",), "mlm": ("classifier.", "bert.pooler."),
+                      "base": ("cls.", "classifier.")}[task]
+    dropped = [k for k in sd if k.startswith(expected_extra)]
+    for k in dropped:
+        sd.pop(k)
+    # buffers of HF-style BERT embeddings (not used here)
+    for k in [k for k in sd if k.endswith(("embeddings.position_ids", "embeddings.token_type_ids"))]:
+        sd.pop(k)
+
+    own = model.state_dict()
+    bad = [(k, tuple(v.shape), tuple(own[k].shape)) for k, v in sd.items() if k in own and v.shape != own[k].shape]
+    if bad:
+        k, got, want = bad[0]
+        raise ValueError(f"{path}: tensor {k} has shape {got} but the config gives {want}"
+                         + (f" (and {len(bad) - 1} more mismatches)" if len(bad) > 1 else "")
+                         + ("; pass num_labels matching the checkpoint's classifier" if k.startswith("classifier.") else ""))
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    if task == "mlm" and getattr(config, "tie_word_embeddings", True):
+        missing = [k for k in missing if k != decoder_w]
+    enc_prefix = ("embeddings.", "encoder.") if base else ("bert.embeddings.", "bert.encoder.")
+    missing_enc = [k for k in missing if k.startswith(enc_prefix)]
+    if missing_enc:
+        raise ValueError(f"DNABERT-2 checkpoint {path} lacks {len(missing_enc)} encoder weight(s): "
+                         f"{', '.join(missing_enc[:5])}{' ...' if len(missing_enc) > 5 else ''}")
+    heads = [k for k in missing if not k.startswith(enc_prefix)]
+    if heads:
+        level = logging.WARNING if task == "mlm" and any(k.startswith("cls.") for k in heads) else logging.INFO
+        logger.log(level, "%s: newly initialised (not in the checkpoint): %s", path, ", ".join(heads))
+    if unexpected:
+        logger.warning("%s: unexpected tensors ignored: %s", path, ", ".join(unexpected[:10]))
+    if dropped:
+        logger.info("%s: %d tensor(s) of other heads not used for task=%r", path, len(dropped), task)
+    if dtype is not None:
+        model = model.to(dtype)
+    return model.eval()
+
+
+_AUTO = {"classification": AutoModelForSequenceClassification, "mlm": AutoModelForMaskedLM, "base": AutoModel}
+
+
+def load_model(path, *, task: str = "classification", num_labels: int | None = 2, dtype: torch.dtype | None = None,
+               **kw) -> PreTrainedModel:
+    """Open any DNA language-model checkpoint directory a user has.
+
+    DNABERT-2 style (``model_type "dnabert2"``, an ``auto_map`` to ``bert_layers``, or ``Wqkv`` tensors) ->
+    :func:`load_dnabert2`; anything else (DNABERT v1 k-mer BERT, Nucleotide-Transformer-like models) ->
+    ``transformers.AutoModelFor{SequenceClassification,MaskedLM}`` / ``AutoModel`` ``.from_pretrained(path,
+    local_files_only=True, attn_implementation="eager", trust_remote_code=False)`` (eager so that
+    ``output_attentions=True`` works). ``kw`` goes to the config (DNABERT-2) or to ``from_pretrained``.
+    Raises :class:`FileNotFoundError` when ``path`` has no ``config.json``."""
+    _check_task(task)
+    path = Path(path)
+    raw = _read_config(path)
+    if is_dnabert2_checkpoint(path, raw):
+        return load_dnabert2(path, task=task, num_labels=num_labels, dtype=dtype, **kw)
+    kw = dict(kw)
+    kw.setdefault("attn_implementation", "eager")
+    kw.setdefault("local_files_only", True)
+    kw["trust_remote_code"] = False
+    if dtype is not None:
+        kw["dtype"] = dtype
+    if task == "classification" and num_labels is not None:
+        kw["num_labels"] = num_labels
+        if raw.get("id2label") and len(raw["id2label"]) != num_labels:
+            logger.info("%s: id2label has %d labels, loading with num_labels=%d", path, len(raw["id2label"]), num_labels)
+    return _AUTO[task].from_pretrained(str(path), **kw).eval()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# size and cost
+# ---------------------------------------------------------------------------------------------------------------------
+def _unique_params(model: nn.Module) -> int:
+    seen, n = set(), 0
+    for p in model.parameters():  # parameters() already skips tied duplicates; keep the check explicit
+        if id(p) not in seen:
+            seen.add(id(p))
+            n += p.numel()
+    return n
+
+
+def model_summary(model) -> dict:
+    """``{n_parameters (unique, tied counted once), n_trainable, hidden, layers, heads, vocab, intermediate,
+    model_type, class}`` of a model (ours or any ``transformers`` model with a BERT-like config)."""
+    cfg = getattr(model, "config", None)
+
+    def get(*names):
+        for n in names:
+            v = getattr(cfg, n, None)
+            if v is not None:
+                return int(v)
+        return None
+
+    return {
+        "n_parameters": _unique_params(model),
+        "n_trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "hidden": get("hidden_size", "d_model", "n_embd"),
+        "layers": get("num_hidden_layers", "n_layer", "num_layers"),
+        "heads": get("num_attention_heads", "n_head", "num_heads"),
+        "vocab": get("vocab_size"),
+        "intermediate": get("intermediate_size", "ffn_dim"),
+        "model_type": getattr(cfg, "model_type", None),
+        "class": type(model).__name__,
+    }
+
+
+def _nonembedding_params(config) -> int:
+    """Parameters of the transformer blocks (embeddings, pooler and heads excluded), from the config."""
+    h, i, n = int(config.hidden_size), int(config.intermediate_size), int(config.num_hidden_layers)
+    attn = 3 * h * h + 3 * h + h * h + h + 2 * h           # qkv (+bias), output dense (+bias), LayerNorm
+    if getattr(config, "model_type", None) == DNABert2Config.model_type:
+        mlp = h * 2 * i + i * h + h + 2 * h                # gated_layers (no bias), wo (+bias), LayerNorm
+    else:
+        mlp = h * i + i + i * h + h + 2 * h                # BERT intermediate + output (+biases), LayerNorm
+    return n * (attn + mlp)
+
+
+def flops_per_token(config, seq_len: int) -> float:
+    """Training FLOPs (forward + backward) per token, the PaLM model-FLOPs-utilisation formula (Chowdhery et al. 2022,
+    appendix B)::
+
+        6 * N + 12 * L * H * T
+
+    ``N``: non-embedding parameters (the transformer blocks: attention projections, MLP, LayerNorms; not the
+    embeddings, pooler or heads), ``L`` layers, ``H`` hidden size, ``T = seq_len`` tokens per sequence. ``6N``: a
+    multiply-add (2 FLOPs) per parameter per token forward, twice that backward; ``12 L H T``: the attention logits
+    ``QK^T`` and the weighted sum ``AV`` (2 x 2 L H T forward), times 3 for forward + backward. The DNABERT-2 gated MLP
+    (``model_type "dnabert2"``) has ``3 H I`` weights per layer, a standard BERT MLP ``2 H I``. Inference is a third of
+    this. ``config``: a config, or a model (its ``.config`` is used).
+
+    MFU = tokens/s x flops_per_token / peak FLOP/s of the device. DNABERT-2-117M at 128 tokens: ~6.94e8."""
+    config = getattr(config, "config", config)
+    L, H = int(config.num_hidden_layers), int(config.hidden_size)
+    return float(6 * _nonembedding_params(config) + 12 * L * H * int(seq_len))
