@@ -2,7 +2,6 @@
 chance on shuffled labels, determinism, and evaluate_models' use of the splits."""
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
@@ -235,7 +234,7 @@ def test_kmer_and_gkm_alt_features_equal_full_recount(toy):
                       for k in (2, 3)])
     np.testing.assert_array_equal(X[:, X.shape[1] // 2:], full)
     g = B.GkmSVM(l=6, k=3, n_features=1 << 10, cache=False)
-    Xr, Xa = g._raw(sub)
+    Xr, Xa = g.features(sub)
     np.testing.assert_allclose(Xa, B._l2_rows(B.gapped_kmer_counts(alt, 6, 3, n_features=1 << 10)), atol=1e-6)
     np.testing.assert_allclose(Xr, B._l2_rows(B.gapped_kmer_counts(ref, 6, 3, n_features=1 << 10)), atol=1e-6)
 
@@ -288,14 +287,22 @@ def test_same_random_state_same_scores():
 
 
 def test_cnn_seed_matters_and_gkm_delta(toy):
+    import torch
+
     sub = toy.iloc[:300]
     train, test = sub[sub["split"] != "test"], sub[sub["split"] == "test"]
+    threads = torch.get_num_threads()
     a = B.CNN(n_filters=8, n_filters2=8, max_epochs=2, random_state=0).fit(train).predict(test)
     b = B.CNN(n_filters=8, n_filters2=8, max_epochs=2, random_state=1).fit(train).predict(test)
     assert not np.array_equal(a, b)
+    assert torch.get_num_threads() == threads          # n_threads=1 during fit/predict only
     g = B.GkmSVM(l=8, k=4, n_features=1 << 12).fit(train)
     s = g.svm_scores(test)
     np.testing.assert_allclose(g.delta(test), s["alt_score"] - s["ref_score"])
+    # the alt scores computed without forming x_alt equal the SVM's decision function on x_alt
+    Xr, Xa = g.features(test)
+    np.testing.assert_allclose(s["ref_score"], g.svm_.decision_function(Xr), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(s["alt_score"], g.svm_.decision_function(Xa), rtol=1e-5, atol=1e-6)
     # AS windows lose a CTCF site: their delta is mostly negative
     pos = test["label"].to_numpy() == 1
     assert np.median(s.loc[pos, "delta"]) < np.median(s.loc[~pos, "delta"])
@@ -357,3 +364,54 @@ def test_all_baselines_standard_set():
     c = ms[5].clone()
     assert type(c) is B.CNN and c.get_params() == ms[5].get_params() and c is not ms[5]
     assert set(B.LABELS) >= {m.name for m in ms}
+
+
+def test_feature_store_gathers_rows_across_blocks(toy, ctcf):
+    B.clear_feature_cache()
+    for make, spec in [(lambda cache: B.KmerLogistic(k=(1, 2, 3), cache=cache), ("kmer", (1, 2, 3), True)),
+                       (lambda cache: B.MotifScanLogistic([ctcf], cache=cache), None)]:
+        m = make(True)
+        m.features(toy.iloc[:50])
+        m.features(toy.iloc[30:120])                     # 70 new windows -> a second block
+        mixed = toy.iloc[[100, 5, 40, 119, 0, 5]]        # rows from both blocks, out of order, repeated
+        got, want = m.features(mixed), make(False).features(mixed)
+        if hasattr(got, "toarray"):
+            got, want = got.toarray(), want.toarray()
+        np.testing.assert_array_equal(got, want)
+        entry = B._STORE.specs[spec if spec else m._scanner().key()]
+        assert len(entry["index"]) == 120 and len(entry["blocks"]) == 2
+    B.clear_feature_cache()
+    assert B._STORE.nbytes() == 0
+
+
+def test_evaluate_folds(toy):
+    base = toy.iloc[:120]
+    folds = [base, base.assign(split=np.roll(base["split"].to_numpy(), 7))]
+    rec = Recorder()
+    metrics, scores = B.evaluate_folds([rec], folds, return_scores=True)
+    assert metrics["fold"].tolist() == [0, 1] and metrics.columns[0] == "fold" and not hasattr(rec, "seen_train_")
+    for f, fold in enumerate(folds):
+        assert set(scores.loc[scores["fold"] == f, "example_id"]) == set(fold.loc[fold["split"] == "test", "example_id"])
+
+
+def test_finetuned_transformer_adapter(toy):
+    pytest.importorskip("transformers")
+    from allelic.models import DNABert2Config, DNABert2ForSequenceClassification
+    from allelic.tokenize import train_bpe_tokenizer
+    from allelic.train import TrainConfig
+
+    small = pd.concat([toy[toy["split"] == s].iloc[:n] for s, n in (("train", 48), ("val", 16), ("test", 24))])
+    tok = train_bpe_tokenizer(small["seq_ref"], vocab_size=64)
+
+    def factory():
+        cfg = DNABert2Config(vocab_size=len(tok), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                             intermediate_size=32, pad_token_id=tok.pad_token_id, num_labels=2)
+        return DNABert2ForSequenceClassification(cfg)
+
+    cfg = TrainConfig(learning_rate=1e-3, batch_size=16, epochs=1, progress=False, device="cpu")
+    ft = B.FinetunedTransformer(factory, tok, config=cfg, device="cpu", random_state=4)
+    m1, s1 = B.evaluate_models([ft], small, return_scores=True)
+    m2, s2 = B.evaluate_models([ft.clone()], small, return_scores=True)
+    assert m1.loc[0, "model"] == "transformer" and m1.loc[0, "n_test"] == 24
+    assert s1["score"].between(0, 1).all()
+    np.testing.assert_array_equal(s1["score"].to_numpy(), s2["score"].to_numpy())

@@ -47,3 +47,15 @@ def test_bootstrap_interval_contains_value_and_is_reproducible():
     pd.testing.assert_frame_equal(a, b)
     assert ((a["ci_low"] <= a["value"]) & (a["value"] <= a["ci_high"])).all()
     assert (a["ci_high"] - a["ci_low"] < 0.2).all()
+
+
+def test_balanced_metrics_downsamples_the_majority():
+    # 2 positives, 6 negatives; perfect ranking -> 1.0 whatever the subsample; n = 2 x minority
+    y = [1, 1, 0, 0, 0, 0, 0, 0]
+    s = [0.9, 0.8, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+    m = evaluate.balanced_metrics(y, s, random_state=0)
+    assert m == {"auroc": 1.0, "auprc": 1.0, "n": 4}
+    # a negative above every positive: AUPRC on a balanced set is the mean over subsamples; AUROC in [0.5, 1]
+    s2 = [0.9, 0.8, 0.95, 0.2, 0.3, 0.4, 0.5, 0.6]
+    m2 = evaluate.balanced_metrics(y, s2, n_repeats=50, random_state=0)
+    assert 0.5 < m2["auroc"] < 1 and m2["n"] == 4

@@ -36,20 +36,22 @@ The models
 
 The regularisation strength ``C`` of the logistic models is chosen on ``val`` (AUPRC) when ``val`` has both
 classes, else by 3-fold stratified cross-validation inside ``train``; the final model is always fitted on
-``train`` only. Features of the motif scans, k-mers and gapped k-mers are cached in memory (keyed by the
-sequences and settings, at most ``FEATURE_CACHE_BYTES``), so evaluating several models on one table scans once.
+``train`` only. Feature rows of the motif scans, k-mers and gapped k-mers are remembered in memory by
+``(settings, seq_ref, seq_alt)`` (at most ``FEATURE_CACHE_BYTES``; ``cache=False`` turns it off,
+:func:`clear_feature_cache` empties it), so the models, splits and folds of one table featurise each window once.
+
+Threads: every model defaults to ``n_threads=1`` (see :func:`thread_limit` for the measurement behind that).
 """
 from __future__ import annotations
 
 import copy
-import hashlib
 import inspect
 import itertools
 import math
 import time
 import warnings
 from collections import OrderedDict
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -71,7 +73,13 @@ __all__ = [
     "FinetunedTransformer",
     "all_baselines",
     "evaluate_models",
+    "evaluate_folds",
+    "thread_limit",
+    "clear_feature_cache",
+    "motif_snv_features",
+    "MotifScanner",
     "kmer_counts",
+    "kmer_names",
     "gapped_kmer_counts",
     "gapped_patterns",
     "check_examples",
@@ -183,50 +191,89 @@ def _has_both(y) -> bool:
     return y is not None and len(y) > 0 and 0 < int(np.sum(y)) < len(y)
 
 
-def _digest(df: pd.DataFrame) -> str:
-    h = hashlib.sha1()
-    for col in ("seq_ref", "seq_alt"):
-        h.update("\n".join(map(str, df[col])).encode("ascii", errors="replace"))
-        h.update(b"|")
-    return h.hexdigest()
+def _nbytes(m) -> int:
+    if hasattr(m, "indptr"):   # scipy sparse
+        return m.data.nbytes + m.indices.nbytes + m.indptr.nbytes
+    return int(getattr(m, "nbytes", 0))
 
 
-class _FeatureCache:
-    """LRU cache of feature matrices (bounded in bytes)."""
+def _gather(mats: list, loc: np.ndarray):
+    """Rows ``loc[i] = (block, row)`` of a list of same-width matrices (dense arrays or scipy sparse)."""
+    from scipy import sparse
+
+    blocks = np.unique(loc[:, 0])
+    if sparse.issparse(mats[0]):
+        parts, order = [], []
+        for b in blocks:
+            sel = np.flatnonzero(loc[:, 0] == b)
+            parts.append(mats[b][loc[sel, 1]])
+            order.append(sel)
+        stacked = sparse.vstack(parts, format="csr")
+        inv = np.empty(len(loc), dtype=np.int64)
+        inv[np.concatenate(order)] = np.arange(len(loc))
+        return stacked[inv]
+    out = np.empty((len(loc),) + mats[0].shape[1:], dtype=mats[0].dtype)
+    for b in blocks:
+        sel = loc[:, 0] == b
+        out[sel] = mats[b][loc[sel, 1]]
+    return out
+
+
+class _FeatureStore:
+    """Feature rows remembered by ``(settings, seq_ref, seq_alt)``.
+
+    The splits and chromosome folds of one example table hold the same windows, so each window pair is
+    featurised once per setting. ``compute(sub_df)`` returns a tuple of row-aligned matrices for the rows not seen
+    yet; whole settings are forgotten least-recently-used first when the store holds more than
+    ``FEATURE_CACHE_BYTES``."""
 
     def __init__(self):
-        self.items: OrderedDict = OrderedDict()
+        self.specs: OrderedDict = OrderedDict()
 
-    @staticmethod
-    def _size(v) -> int:
-        if isinstance(v, tuple):
-            return sum(_FeatureCache._size(x) for x in v)
-        if hasattr(v, "data") and hasattr(v, "indices"):   # scipy sparse
-            return v.data.nbytes + v.indices.nbytes + v.indptr.nbytes
-        return getattr(v, "nbytes", 0)
+    def nbytes(self) -> int:
+        return sum(e["nbytes"] for e in self.specs.values())
 
-    def get(self, key, compute):
-        if key in self.items:
-            self.items.move_to_end(key)
-            return self.items[key]
-        v = compute()
-        size = self._size(v)
-        if size <= FEATURE_CACHE_BYTES:
-            self.items[key] = v
-            while sum(self._size(x) for x in self.items.values()) > FEATURE_CACHE_BYTES and len(self.items) > 1:
-                self.items.popitem(last=False)
-        return v
+    def get(self, spec, df: pd.DataFrame, compute) -> tuple:
+        entry = self.specs.setdefault(spec, {"index": {}, "blocks": [], "nbytes": 0})
+        self.specs.move_to_end(spec)
+        pairs = list(zip(df["seq_ref"].astype(str), df["seq_alt"].astype(str)))
+        index = entry["index"]
+        new = {}
+        for i, p in enumerate(pairs):
+            if p not in index and p not in new:
+                new[p] = i
+        if new:
+            block = compute(df.iloc[list(new.values())])
+            b = len(entry["blocks"])
+            entry["blocks"].append(block)
+            entry["nbytes"] += sum(_nbytes(m) for m in block)
+            for r, p in enumerate(new):
+                index[p] = (b, r)
+        loc = np.array([index[p] for p in pairs], dtype=np.int64).reshape(-1, 2)
+        out = tuple(_gather([blk[j] for blk in entry["blocks"]], loc) for j in range(len(entry["blocks"][0])))
+        while self.nbytes() > FEATURE_CACHE_BYTES and len(self.specs) > 1:
+            self.specs.popitem(last=False)
+        if self.nbytes() > FEATURE_CACHE_BYTES:   # this setting alone is too big to keep
+            self.specs.clear()
+        return out
 
     def clear(self) -> None:
-        self.items.clear()
+        self.specs.clear()
 
 
-_CACHE = _FeatureCache()
+_STORE = _FeatureStore()
+
+
+def _features(spec, df: pd.DataFrame, compute, cache: bool) -> tuple:
+    """``compute(df)`` (a tuple of matrices), through the feature store when ``cache``."""
+    if not cache or len(df) == 0:
+        return compute(df)
+    return _STORE.get(spec, df, compute)
 
 
 def clear_feature_cache() -> None:
-    """Forget all cached feature matrices."""
-    _CACHE.clear()
+    """Forget all remembered feature rows."""
+    _STORE.clear()
 
 
 # =========================================================================== threads
@@ -375,14 +422,12 @@ class _LinearFeatureModel(Baseline):
     def features(self, df: pd.DataFrame):
         raise NotImplementedError
 
-    def _prepare(self, train):
-        """Hook called on the training table before features are computed (e.g. to load motifs)."""
-
     def fit(self, train, val=None):
         from sklearn.preprocessing import StandardScaler
 
-        self._prepare(train)
         check_examples(train, label=True)
+        if not _has_both(_labels(train)):
+            raise ValueError(f"{self.name}: training labels hold a single class")
         t0 = time.perf_counter()
         X, y = self.features(train), _labels(train)
         Xv = yv = None
@@ -396,8 +441,6 @@ class _LinearFeatureModel(Baseline):
             self.scaler_ = StandardScaler(with_mean=not sparse).fit(X)
             X = self.scaler_.transform(X)
             Xv = None if Xv is None else self.scaler_.transform(Xv)
-        if not _has_both(y):
-            raise ValueError(f"{self.name}: training labels hold a single class")
         Cs = [self.C] if self.C is not None else list(self.Cs)
         self.C_, self.cv_scores_ = _choose_C(lambda C: _logistic(C, self.random_state), X, y, Xv, yv, Cs,
                                              self.random_state)
@@ -499,7 +542,7 @@ def motif_snv_features(df: pd.DataFrame, motifs: Sequence[Motif], *, pvalue: flo
     ref, alt, c = check_examples(df)
     cols = {}
     for m, pwm in zip(motifs, _motif_pwms(motifs, pseudocount)):
-        thr = score_threshold(m, pvalue, pseudocount=pseudocount)
+        thr = _threshold(m, pvalue, pseudocount)
         r, a = _overlap_best(ref, c, pwm), _overlap_best(alt, c, pwm)
         p = f"{m.matrix_id}_{m.name}:"
         cols[p + "hit"] = ((r >= thr) | (a >= thr)).astype(float)
@@ -551,8 +594,8 @@ class MotifScanner:
     """Vectorised scan of many motifs over fixed-length windows: the features of baseline (b).
 
     Motifs are grouped by width; each group is one ``torch.nn.functional.conv1d`` of the one-hot windows
-    ``(b, 4, L)`` with the stacked forward and reverse-complement PWMs ``(2m, 4, w)`` (float32). The ref window
-    is scanned whole; the alt window only where it differs (the ``w`` windows of each width that contain the
+    ``(b, 4, L)`` with the stacked forward and reverse-complement PWMs ``(2m, 4, w)`` (float32; TF32 is turned
+    off on CUDA so GPU and CPU features agree, see :func:`_exact_fp32`). The ref window is scanned whole; the alt window only where it differs (the ``w`` windows of each width that contain the
     SNV), since everything else is shared with the ref window.
 
     Per motif (column names ``"<matrix_id>_<name>:<feature>"``):
@@ -587,7 +630,7 @@ class MotifScanner:
         (:func:`check_examples`), under :func:`thread_limit` ``(n_threads)``."""
         import torch  # noqa: F401
 
-        with thread_limit(self.n_threads):
+        with thread_limit(self.n_threads), _exact_fp32():
             return self._transform(ref, alt, c)
 
     def _transform(self, ref, alt, c):
@@ -638,8 +681,41 @@ class MotifScanner:
         return out
 
 
+def _exact_fp32():
+    """Context: no TF32 in CUDA convolutions (restored afterwards). On Ampere/Hopper GPUs cuDNN otherwise rounds
+    float32 convolution inputs to TF32 (10-bit mantissa): JASPAR scores then differ from the CPU's by up to
+    ~0.05 bit and hit counts at the threshold change (measured on an H200: 345 count differences on the toy set's
+    1,050 windows with TF32, none without)."""
+    import contextlib
+
+    import torch
+
+    @contextlib.contextmanager
+    def ctx():
+        conv = getattr(torch.backends.cudnn, "conv", None)
+        if conv is not None and hasattr(conv, "fp32_precision"):
+            prev = conv.fp32_precision
+            conv.fp32_precision = "ieee"
+            try:
+                yield
+            finally:
+                conv.fp32_precision = prev
+        else:
+            prev = torch.backends.cudnn.allow_tf32
+            torch.backends.cudnn.allow_tf32 = False
+            try:
+                yield
+            finally:
+                torch.backends.cudnn.allow_tf32 = prev
+
+    return ctx()
+
+
 def _threshold(m: Motif, pvalue: float, pseudocount: float) -> float:
-    return _THRESHOLDS.setdefault((m, pvalue, pseudocount), score_threshold(m, pvalue, pseudocount=pseudocount))
+    key = (m, float(pvalue), float(pseudocount))
+    if key not in _THRESHOLDS:
+        _THRESHOLDS[key] = score_threshold(m, pvalue, pseudocount=pseudocount)
+    return _THRESHOLDS[key]
 
 
 _THRESHOLDS: dict = {}
@@ -668,13 +744,10 @@ class _ScanFeatures:
         sc = self._scanner()
         self.feature_names_ = sc.feature_names()
 
-        def compute():
-            ref, alt, c = check_examples(df)
-            return sc.transform(ref, alt, c)
+        def compute(d):
+            return (sc.transform(*check_examples(d)),)
 
-        if not self.cache:
-            return compute()
-        return _CACHE.get((sc.key(), _digest(df)), compute)
+        return _features(sc.key(), df, compute, self.cache)[0]
 
 
 class MotifScanLogistic(_ScanFeatures, _LinearFeatureModel):
@@ -833,8 +906,8 @@ class KmerLogistic(_LinearFeatureModel):
         self.feature_names_ = ([f"ref:{s}" for k in ks for s in kmer_names(k, self.canonical)]
                                + [f"delta:{s}" for k in ks for s in kmer_names(k, self.canonical)])
 
-        def compute():
-            ref, alt, c = check_examples(df)
+        def compute(d):
+            ref, alt, c = check_examples(d)
             blocks_ref, blocks_d = [], []
             for k in ks:
                 blocks_ref.append(kmer_counts(ref, k, canonical=self.canonical))
@@ -842,11 +915,9 @@ class KmerLogistic(_LinearFeatureModel):
                 lr, la = _local(ref, c, k - 1), _local(alt, c, k - 1)
                 blocks_d.append(kmer_counts(la, k, canonical=self.canonical)
                                 - kmer_counts(lr, k, canonical=self.canonical))
-            return sparse.hstack(blocks_ref + blocks_d, format="csr")
+            return (sparse.hstack(blocks_ref + blocks_d, format="csr"),)
 
-        if not self.cache:
-            return compute()
-        return _CACHE.get(("kmer", tuple(ks), self.canonical, _digest(df)), compute)
+        return _features(("kmer", tuple(ks), self.canonical), df, compute, self.cache)[0]
 
 
 # =========================================================================== gapped k-mers
@@ -955,21 +1026,46 @@ class GkmSVM(Baseline):
         self.l, self.k, self.n_features, self.C, self.cv, self.cache = l, k, n_features, C, cv, cache
         self.n_threads, self.random_state, self.verbose = n_threads, random_state, verbose
 
-    def _raw(self, df):
-        """``(X_ref, X_alt)`` L2-normalised gapped k-mer vectors of both alleles."""
+    def _parts(self, df):
+        """``(X_ref, norm_ref, change)``: the L2-normalised gapped k-mer vectors of the ref windows (dense float32
+        ``(n, n_features)``), their norms before normalising ``(n, 1)``, and the alt - ref change of the raw
+        vectors (sparse CSR: only gapped k-mers that read the SNV change). The alt vectors are never stored:
+        ``x_alt = (norm_ref * X_ref + change) / ||norm_ref * X_ref + change||``."""
+        from scipy import sparse
 
-        def compute():
-            ref, alt, c = check_examples(df)
+        def compute(d):
+            ref, alt, c = check_examples(d)
             raw = gapped_kmer_counts(ref, self.l, self.k, n_features=self.n_features)
             # only gapped k-mers that hold the SNV differ; count them in the local (2l-1)-bp windows
             half = self.l - 1
-            d = (gapped_kmer_counts(_local(alt, c, half), self.l, self.k, n_features=self.n_features)
-                 - gapped_kmer_counts(_local(ref, c, half), self.l, self.k, n_features=self.n_features))
-            return _l2_rows(raw), _l2_rows(raw + d)
+            change = (gapped_kmer_counts(_local(alt, c, half), self.l, self.k, n_features=self.n_features)
+                      - gapped_kmer_counts(_local(ref, c, half), self.l, self.k, n_features=self.n_features))
+            norm = np.linalg.norm(raw, axis=1, keepdims=True)
+            raw /= np.where(norm > 0, norm, 1)
+            return raw, norm.astype(np.float32), sparse.csr_matrix(change)
 
-        if not self.cache:
-            return compute()
-        return _CACHE.get(("gkm", self.l, self.k, self.n_features, _digest(df)), compute)
+        return _features(("gkm", self.l, self.k, self.n_features), df, compute, self.cache)
+
+    @staticmethod
+    def _alt_dot(Xr, norm, change, w) -> np.ndarray:
+        """``w . x_alt`` per row without forming ``x_alt`` (see :meth:`_parts`)."""
+        norm = norm[:, 0].astype(np.float64)
+        cross = np.asarray(change.multiply(Xr).sum(axis=1)).ravel()            # X_ref . change
+        sq = np.asarray(change.multiply(change).sum(axis=1)).ravel()            # ||change||^2
+        alt_norm = np.sqrt(np.maximum(norm**2 + 2 * norm * cross + sq, 0))
+        num = norm * (Xr @ w) + change @ w
+        return num / np.where(alt_norm > 0, alt_norm, 1)
+
+    def features(self, df) -> tuple[np.ndarray, np.ndarray]:
+        """``(X_ref, X_alt)``: dense L2-normalised gapped k-mer vectors of both alleles (for inspection; the
+        model itself never forms ``X_alt``)."""
+        Xr, norm, change = self._parts(df)
+        return Xr, _l2_rows(norm * Xr + change.toarray())
+
+    def _svm_scores(self, svm, Xr, norm, change):
+        w = svm.coef_.ravel().astype(np.float64)
+        b = float(svm.intercept_[0])
+        return Xr @ w + b, self._alt_dot(Xr, norm, change, w) + b
 
     def _svm(self):
         from sklearn.svm import LinearSVC
@@ -985,7 +1081,7 @@ class GkmSVM(Baseline):
         y = _labels(train)
         if not _has_both(y):
             raise ValueError(f"{self.name}: training labels hold a single class")
-        Xr, Xa = self._raw(train)
+        Xr, norm, change = self._parts(train)
         oof_ref, oof_alt = np.zeros(len(y)), np.zeros(len(y))
         n_splits = int(min(self.cv, np.bincount(y, minlength=2).min()))
         with warnings.catch_warnings():
@@ -994,10 +1090,10 @@ class GkmSVM(Baseline):
                 skf = StratifiedKFold(n_splits, shuffle=True, random_state=self.random_state)
                 for tr, te in skf.split(Xr, y):
                     svm = self._svm().fit(Xr[tr], y[tr])
-                    oof_ref[te], oof_alt[te] = svm.decision_function(Xr[te]), svm.decision_function(Xa[te])
+                    oof_ref[te], oof_alt[te] = self._svm_scores(svm, Xr[te], norm[te], change[te])
             self.svm_ = self._svm().fit(Xr, y)
             if n_splits < 2:
-                oof_ref, oof_alt = self.svm_.decision_function(Xr), self.svm_.decision_function(Xa)
+                oof_ref, oof_alt = self._svm_scores(self.svm_, Xr, norm, change)
             self.stacker_ = make_pipeline(StandardScaler(), _logistic(1.0, self.random_state)).fit(
                 self._stack(oof_ref, oof_alt), y)
         return self
@@ -1010,8 +1106,7 @@ class GkmSVM(Baseline):
     def svm_scores(self, df) -> pd.DataFrame:
         """``ref_score``, ``alt_score`` (SVM decision values of each allele's window) and ``delta``."""
         check_examples(df)
-        Xr, Xa = self._raw(df)
-        r, a = self.svm_.decision_function(Xr), self.svm_.decision_function(Xa)
+        r, a = self._svm_scores(self.svm_, *self._parts(df))
         return pd.DataFrame({"ref_score": r, "alt_score": a, "delta": a - r}, index=df.index)
 
     def delta(self, df) -> np.ndarray:
@@ -1029,6 +1124,13 @@ def _make_cnn(n_filters, kernel_size, n_filters2, kernel_size2, pool, hidden, dr
     import torch
     from torch import nn
 
+    class GlobalMax(nn.Module):
+        """Max over positions, ``(b, c, l) -> (b, c)`` (``amax``: its CUDA backward is deterministic, unlike
+        ``AdaptiveMaxPool1d``'s)."""
+
+        def forward(self, x):
+            return x.amax(dim=-1)
+
     class SiameseCNN(nn.Module):
         """Shared trunk on each allele: conv -> relu -> maxpool -> conv -> relu -> global max; head on
         ``[h_ref, h_alt - h_ref]``: dense -> relu -> dropout -> dense (one logit)."""
@@ -1039,7 +1141,7 @@ def _make_cnn(n_filters, kernel_size, n_filters2, kernel_size2, pool, hidden, dr
                 nn.Conv1d(4, n_filters, kernel_size, padding=kernel_size // 2), nn.ReLU(),
                 nn.MaxPool1d(pool),
                 nn.Conv1d(n_filters, n_filters2, kernel_size2, padding=kernel_size2 // 2), nn.ReLU(),
-                nn.AdaptiveMaxPool1d(1), nn.Flatten())
+                GlobalMax())
             self.head = nn.Sequential(nn.Linear(2 * n_filters2, hidden), nn.ReLU(), nn.Dropout(dropout),
                                       nn.Linear(hidden, 1))
 
@@ -1217,8 +1319,20 @@ class FinetunedTransformer(Baseline):
         self.max_length, self.out_dir, self.batch_size, self.device = max_length, out_dir, batch_size, device
         self.n_threads, self.random_state, self.verbose = n_threads, random_state, verbose
 
+    @classmethod
+    def from_checkpoint(cls, checkpoint, **kwargs) -> "FinetunedTransformer":
+        """Fine-tune a saved checkpoint (tokenizer beside it), as :func:`allelic.language_model.fit_assays`
+        does: ``model_factory = lambda: load_model(checkpoint, task="classification", num_labels=2)``."""
+        from .models import load_model
+        from .tokenize import load_tokenizer
+
+        def factory():
+            return load_model(checkpoint, task="classification", num_labels=2)
+
+        return cls(factory, load_tokenizer(checkpoint), **kwargs)
+
     def clone(self):
-        new = type(self)(**{k: v for k, v in self.get_params().items()})   # the tokenizer is shared, not copied
+        new = type(self)(**self.get_params())   # factory and tokenizer are shared, not copied
         new.name = self.name
         return new
 
@@ -1244,14 +1358,22 @@ class FinetunedTransformer(Baseline):
 
 # =========================================================================== the standard set, evaluation
 def all_baselines(assay: str, *, random_state=0, quick: bool = False, device: str = "cpu",
-                  motifs: Sequence[Motif] | None = None) -> list[Baseline]:
+                  motifs: Sequence[Motif] | None = None, factor=None) -> list[Baseline]:
     """The standard baselines for one assay, in figure order: motif (a), JASPAR scan (b), JASPAR scan GBT,
     k-mer LR, gkm-SVM, CNN.
 
-    ``quick=True`` (smoke profile): k = 1..4 k-mers, gkm l=8/k=4 with 4,096 hashed columns, 60 trees, a CNN of
-    32 filters and at most 10 epochs. ``motifs`` restricts the JASPAR scans (default: all CORE vertebrates).
-    ``device`` is used by the CNN and the motif scan (``"auto"``: CUDA when available)."""
-    factors = ASSAY_MOTIFS.get(assay, assay)
+    ``factor`` overrides the motif(s) of baseline (a) (default ``ASSAY_MOTIFS[assay]``; an assay missing there
+    raises ValueError unless ``factor`` is given or the assay is itself a JASPAR factor name). ``quick=True``
+    (smoke profile): k = 1..4 k-mers, gkm l=8/k=4 with 4,096 hashed columns, 60 trees, a CNN of 32 filters and
+    at most 10 epochs. ``motifs`` restricts the JASPAR scans (default: all CORE vertebrates). ``device`` is used
+    by the CNN and the motif scan (``"auto"``: CUDA when available). Every model runs on one thread
+    (``n_threads=1``, see :func:`thread_limit`)."""
+    factors = factor if factor is not None else ASSAY_MOTIFS.get(assay, assay)
+    try:
+        _resolve_motifs(factors)
+    except ValueError as e:
+        raise ValueError(f"no motif for assay {assay!r} ({e}); pass factor=... (a JASPAR name or id) or add it "
+                         f"to ASSAY_MOTIFS") from None
     rs = random_state
     if quick:
         return [
@@ -1344,3 +1466,27 @@ def evaluate_models(models, ex_table: pd.DataFrame, *, random_state=0, return_sc
               else pd.DataFrame(columns=["example_id", "assay", "model", "label", "score"]))
         return metrics, sc
     return metrics
+
+
+def evaluate_folds(models, folds, *, random_state=0, return_scores: bool = False):
+    """:func:`evaluate_models` on each fold, with a ``fold`` column (0, 1, ...) first in both tables.
+
+    ``folds``: example tables or :class:`allelic.datasets.Examples` (their ``.table``), e.g.
+    ``datasets.chromosome_folds(ex, 5)``. A list of models is cloned afresh for every fold and assay (the given
+    objects stay unfitted); a callable is called per fold and assay. Feature rows are remembered across folds
+    (same windows), so the JASPAR scans, k-mer and gapped k-mer counts are computed once per window."""
+    mets, scs = [], []
+    for i, fold in enumerate(folds):
+        table = getattr(fold, "table", fold)
+        ms = models if callable(models) and not isinstance(models, (list, tuple)) else [m.clone() for m in models]
+        met, sc = evaluate_models(ms, table, random_state=random_state, return_scores=True)
+        mets.append(met.assign(fold=i))
+        scs.append(sc.assign(fold=i))
+    if not mets:
+        raise ValueError("no folds given")
+
+    def first(t):
+        return t[["fold"] + [c for c in t.columns if c != "fold"]]
+
+    metrics = first(pd.concat(mets, ignore_index=True))
+    return (metrics, first(pd.concat(scs, ignore_index=True))) if return_scores else metrics

@@ -90,3 +90,20 @@ def curves(y, score) -> dict:
     fpr, tpr, _ = roc_curve(y, score)
     precision, recall, _ = precision_recall_curve(y, score)
     return {"fpr": fpr, "tpr": tpr, "recall": recall, "precision": precision}
+
+
+def balanced_metrics(y, score, *, n_repeats: int = 20, random_state=None) -> dict:
+    """AUROC and AUPRC on class-balanced test sets, as papers that report "balanced test sets" do: the majority class
+    is downsampled at random to the size of the minority class, ``n_repeats`` times; returns the means
+    (``auroc``, ``auprc``) and ``n`` (examples per balanced set)."""
+    y, score = np.asarray(y).astype(int), np.asarray(score, float)
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    k = min(len(pos), len(neg))
+    if k == 0:
+        return {"auroc": np.nan, "auprc": np.nan, "n": 0}
+    rng = np.random.default_rng(random_state)
+    ms = []
+    for _ in range(n_repeats):
+        i = np.r_[rng.choice(pos, k, replace=False), rng.choice(neg, k, replace=False)]
+        ms.append(binary_metrics(y[i], score[i]))
+    return {"auroc": float(np.mean([m["auroc"] for m in ms])), "auprc": float(np.mean([m["auprc"] for m in ms])), "n": 2 * k}

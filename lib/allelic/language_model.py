@@ -109,6 +109,9 @@ def build_offline_model(sequences=None, *, fasta=None, spec: OfflineModelSpec | 
     res = pretrain_mlm(model, tok, sequences, config=TrainConfig(learning_rate=spec.learning_rate, batch_size=spec.batch_size,
                                                                  epochs=spec.mlm_epochs, early_stopping_patience=None,
                                                                  device=device, random_state=spec.random_state, progress=progress))
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # no "Writing model shards" bars in the executed notebooks
     model.save_pretrained(tmp)
     tok.save_pretrained(tmp)
     hist = res.history

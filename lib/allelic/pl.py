@@ -106,3 +106,41 @@ def metric_bars(metrics: pd.DataFrame, *, x: str = "call", y=("precision", "reca
     ax.set_ylim(0, 1)
     ax.legend(frameon=False)
     return fig
+
+
+def split_balance(summary: pd.DataFrame, *, ax=None):
+    """Examples per split (stacked: AS and not AS), one group of bars per assay when ``summary`` has an ``assay``
+    column (the output of :func:`allelic.datasets.split_summary`)."""
+    fig, ax = _ax(ax, (6, 3.5))
+    t = summary.copy()
+    t["group"] = t["split"] + (" · " + t["assay"] if "assay" in t else "")
+    pos = np.arange(len(t))
+    ax.bar(pos, t["n"] - t["n_pos"], color="#9e9e9e", label="not AS")
+    ax.bar(pos, t["n_pos"], bottom=t["n"] - t["n_pos"], color="#d62728", label="AS")
+    ax.set_xticks(pos, t["group"], rotation=60, ha="right")
+    ax.set_ylabel("examples")
+    ax.legend(frameon=False)
+    return fig
+
+
+def roc_pr(scores: pd.DataFrame, *, by: str = "assay", label: str = "label", score: str = "score", axes=None):
+    """ROC and precision-recall curves of held-out scores, one line per ``by`` group (AUROC / AUPRC in the legend)."""
+    import matplotlib.pyplot as plt
+
+    from .evaluate import binary_metrics, curves
+
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
+    fig = axes[0].figure
+    for name, g in scores.groupby(by, sort=True):
+        if g[label].nunique() < 2:
+            continue
+        c, m = curves(g[label], g[score]), binary_metrics(g[label], g[score])
+        axes[0].plot(c["fpr"], c["tpr"], label=f"{name} ({m['auroc']:.2f})")
+        axes[1].plot(c["recall"], c["precision"], label=f"{name} ({m['auprc']:.2f})")
+    axes[0].plot([0, 1], [0, 1], color="grey", ls="--", lw=1)
+    axes[0].set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (AUROC)")
+    axes[1].set(xlabel="recall", ylabel="precision", title="precision-recall (AUPRC)", ylim=(0, 1.02))
+    for ax in axes:
+        ax.legend(frameon=False, fontsize=8)
+    return fig

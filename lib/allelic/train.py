@@ -122,8 +122,9 @@ def _optimizer(model, cfg: TrainConfig, total_steps: int):
     for name, p in model.named_parameters():
         if p.requires_grad:
             (no_decay if p.ndim < 2 or "LayerNorm" in name or "layernorm" in name else decay).append(p)
+    on_cuda = any(p.is_cuda for p in decay + no_decay)
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.learning_rate)
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.learning_rate, fused=on_cuda or None)
     warm = int(round(cfg.warmup_ratio * total_steps))
 
     def schedule(step):
