@@ -257,8 +257,9 @@ def planted(toy):
     return B.evaluate_models(_models(), toy, return_scores=True)
 
 
-# AUROC on the 300 test windows measured with these seeds (2-core CPU): motif_logistic 1.000,
-# motif_scan_logistic 0.996, motif_gbt 0.999, kmer_logistic 0.928, gkm_svm 0.965, cnn 0.99+
+# AUROC on the 300 test windows measured with these seeds (2-core CPU, one thread per model): motif_logistic
+# 1.000, motif_scan_logistic 0.997, motif_gbt 1.000, kmer_logistic 0.919, gkm_svm 0.958, cnn 0.992; asserted > 0.85.
+# With shuffled labels: 0.479, 0.476, 0.476, 0.486, 0.513, 0.514; asserted within 0.5 +- 0.1.
 def test_each_baseline_learns_planted_signal(planted):
     metrics, scores = planted
     assert list(metrics.columns[:10]) == B.METRIC_COLUMNS
@@ -391,7 +392,8 @@ def test_evaluate_folds(toy):
     metrics, scores = B.evaluate_folds([rec], folds, return_scores=True)
     assert metrics["fold"].tolist() == [0, 1] and metrics.columns[0] == "fold" and not hasattr(rec, "seen_train_")
     for f, fold in enumerate(folds):
-        assert set(scores.loc[scores["fold"] == f, "example_id"]) == set(fold.loc[fold["split"] == "test", "example_id"])
+        want = set(fold.loc[fold["split"] == "test", "example_id"])
+        assert set(scores.loc[scores["fold"] == f, "example_id"]) == want
 
 
 def test_finetuned_transformer_adapter(toy):

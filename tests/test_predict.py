@@ -1,0 +1,81 @@
+"""The command-line scorer and the offline model's checkpoint round trip."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from allelic import language_model as lm
+from allelic import predict as cli_predict
+from allelic.models import load_model
+from allelic.tokenize import load_tokenizer
+from allelic.train import predict
+
+
+@pytest.fixture(scope="module")
+def model_dir(small_sim, tmp_path_factory):
+    """A tiny offline model, pretrained on the small simulation's genome, saved with a classification head."""
+    spec = lm.OfflineModelSpec(vocab_size=128, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                               intermediate_size=64, n_windows=200, window=200)
+    ckpt = lm.build_offline_model(fasta=small_sim.fasta, spec=spec, out_dir=tmp_path_factory.mktemp("m") / "mlm")
+    card = lm.describe_checkpoint(ckpt)
+    assert "trained here" in card["model"] and card["spec"]["n_windows"] == 200
+    clf = load_model(ckpt, task="classification", num_labels=2)
+    out = tmp_path_factory.mktemp("m") / "clf"
+    clf.save_pretrained(out)
+    load_tokenizer(ckpt).save_pretrained(out)
+    (out / lm.MODEL_CARD).write_text((ckpt / lm.MODEL_CARD).read_text())
+    return out
+
+
+def test_build_offline_model_is_cached_by_parameters(small_sim, tmp_path):
+    spec = lm.OfflineModelSpec(vocab_size=128, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                               intermediate_size=64, n_windows=100)
+    a = lm.build_offline_model(fasta=small_sim.fasta, spec=spec, out_dir=tmp_path / "m")
+    stamp = (a / "config.json").stat().st_mtime_ns
+    b = lm.build_offline_model(fasta=small_sim.fasta, spec=spec, out_dir=tmp_path / "m")
+    assert (b / "config.json").stat().st_mtime_ns == stamp
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        lm.describe_checkpoint(tmp_path)
+
+
+def test_predict_windows_tsv_matches_library(model_dir, small_sim, tmp_path):
+    seqs = lm.genome_windows(small_sim.fasta, 20, 200, random_state=1)
+    tsv = tmp_path / "w.tsv"
+    pd.DataFrame({"id": range(20), "sequence": seqs}).to_csv(tsv, sep="\t", index=False)
+    assert cli_predict.main(["--model", str(model_dir), "--windows", str(tsv), "--out", str(tmp_path / "s.tsv")]) == 0
+    got = pd.read_csv(tmp_path / "s.tsv", sep="\t")
+    assert list(got.columns) == ["id", "sequence", "score"]
+    expected = predict(load_model(model_dir), load_tokenizer(model_dir), seqs)
+    assert np.allclose(got["score"], expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("seq, message", [("ACGT" * 10, "row 2: sequence of 40 bp; the model expects windows of 200 bp"),
+                                          ("ACGU" * 50, "row 2: characters \\['U'\\] are not A, C, G, T or N")])
+def test_predict_rejects_bad_windows(model_dir, tmp_path, capsys, seq, message):
+    tsv = tmp_path / "w.tsv"
+    pd.DataFrame({"sequence": ["A" * 200, seq]}).to_csv(tsv, sep="\t", index=False)
+    assert cli_predict.main(["--model", str(model_dir), "--windows", str(tsv)]) == 1
+    err = capsys.readouterr().err
+    assert "w.tsv" in err and __import__("re").search(message, err)
+
+
+def test_predict_from_vcf_and_fasta(model_dir, small_sim, tmp_path):
+    out = tmp_path / "s.tsv"
+    assert cli_predict.main(["--model", str(model_dir), "--vcf", str(small_sim.vcf), "--fasta", str(small_sim.fasta),
+                             "--sample", "D1", "--out", str(out)]) == 0
+    got = pd.read_csv(out, sep="\t")
+    assert {"chrom", "pos", "ref", "alt", "score_ref", "score_alt", "delta"} <= set(got.columns)
+    assert np.allclose(got["delta"], got["score_alt"] - got["score_ref"], atol=1e-6)
+    w = cli_predict.windows_from_vcf(small_sim.vcf, small_sim.fasta, sample="D1")
+    assert (w["seq_ref"].str[100] == w["ref"]).all() and (w["seq_alt"].str[100] == w["alt"]).all()
+    assert (w["seq_ref"].str[:100] == w["seq_alt"].str[:100]).all()
+
+
+def test_predict_vcf_wrong_build_named(model_dir, small_sim, tmp_path, capsys):
+    fa = tmp_path / "other.fa"  # same contigs, different sequence: REF alleles do not match
+    rng = np.random.default_rng(0)
+    fa.write_text("".join(f">{c}\n{''.join(rng.choice(list('ACGT'), 120_000))}\n" for c in ("chr1", "chr2")))
+    import pysam
+
+    pysam.faidx(str(fa))
+    assert cli_predict.main(["--model", str(model_dir), "--vcf", str(small_sim.vcf), "--fasta", str(fa), "--sample", "D1"]) == 1
+    assert "wrong genome build" in capsys.readouterr().err
