@@ -59,3 +59,20 @@ def test_balanced_metrics_downsamples_the_majority():
     s2 = [0.9, 0.8, 0.95, 0.2, 0.3, 0.4, 0.5, 0.6]
     m2 = evaluate.balanced_metrics(y, s2, n_repeats=50, random_state=0)
     assert 0.5 < m2["auroc"] < 1 and m2["n"] == 4
+
+
+def test_paired_comparison_wilcoxon_and_rank_biserial():
+    from scipy.stats import wilcoxon
+
+    ref = [0.80, 0.75, 0.90, 0.70, 0.85, 0.66]
+    oth = [0.70, 0.76, 0.60, 0.65, 0.80, 0.60]  # differences: .10 -.01 .30 .05 .05 .06
+    m = pd.DataFrame({"assay": "CTCF", "fold": list(range(6)) * 2, "seed": 0, "model": ["transformer"] * 6 + ["cnn"] * 6,
+                      "auroc": ref + oth})
+    r = evaluate.paired_comparison(m).iloc[0]
+    d = np.array(ref) - np.array(oth)
+    assert r["n_pairs"] == 6 and r["median_diff"] == pytest.approx(np.median(d))
+    assert r["p_value"] == pytest.approx(wilcoxon(d).pvalue)
+    # ranks of |d|: .01->1, .05->2.5, .05->2.5, .06->4, .10->5, .30->6; W- = 1, W+ = 20 -> r = 19/21
+    assert r["effect_size"] == pytest.approx(19 / 21)
+    with pytest.raises(ValueError, match="lacks column"):
+        evaluate.paired_comparison(m.drop(columns="auroc"))

@@ -13,9 +13,16 @@ def test_figures_from_saved_results(tmp_path, monkeypatch):
     t = pd.DataFrame({"total": [10, 20, 30], "ratio": [0.1, 0.5, 0.9], "as_betabinom": [True, False, True],
                       "p_binom": [0.01, 0.5, 0.001], "p_betabinom": [0.05, 0.6, 0.01]})
     t.to_csv(tmp_path / "02" / "imbalance.tsv.gz", sep="\t", index=False)
+    (tmp_path / "05").mkdir()
+    fm = pd.DataFrame({"assay": "CTCF", "fold": [0, 1, 0, 1], "model": ["transformer"] * 2 + ["cnn"] * 2,
+                       "auroc": [0.7, 0.8, 0.6, 0.65]})
+    fm.to_csv(tmp_path / "05" / "fold_metrics.tsv", sep="\t", index=False)
     monkeypatch.setenv("ALLELIC_RESULTS_DIR", str(tmp_path))
     assert figures.main(["--out", str(tmp_path / "fig")]) == 0
-    assert sorted(p.name for p in (tmp_path / "fig").iterdir()) == ["01_overview.png", "02_imbalance_tests.png"]
+    assert sorted(p.name for p in (tmp_path / "fig").iterdir()) == ["01_overview.png", "02_imbalance_tests.png",
+                                                                    "05_figure_9b.png"]
+    fig9b = figures.from_results("05_figure_9b", tmp_path)  # drawn from the saved metrics, nothing refitted
+    assert [t.get_text() for t in fig9b.axes[0].get_legend().get_texts()] == ["fine-tuned transformer", "CNN"]
     # the calls in the scatter legend are counted from the saved table, not refitted
     fig = figures.from_results("02_imbalance_tests", tmp_path)
     labels = [tx.get_text() for tx in fig.axes[0].get_legend().get_texts()]

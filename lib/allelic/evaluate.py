@@ -107,3 +107,45 @@ def balanced_metrics(y, score, *, n_repeats: int = 20, random_state=None) -> dic
         i = np.r_[rng.choice(pos, k, replace=False), rng.choice(neg, k, replace=False)]
         ms.append(binary_metrics(y[i], score[i]))
     return {"auroc": float(np.mean([m["auroc"] for m in ms])), "auprc": float(np.mean([m["auprc"] for m in ms])), "n": 2 * k}
+
+
+def paired_comparison(metrics: pd.DataFrame, *, reference: str = "transformer", metric: str = "auroc",
+                      by=("assay",), pair_on=("fold", "seed"), model_col: str = "model") -> pd.DataFrame:
+    """Paired comparison of ``reference`` with every other model over matched evaluations (folds x seeds).
+
+    For each ``by`` group and model: ``n_pairs``, the medians of both, ``median_diff`` (reference - model), the
+    two-sided Wilcoxon signed-rank test (``statistic``, ``p_value``; exact for small samples, ``zero_method="wilcox"``)
+    and the matched-pairs rank-biserial correlation ``effect_size`` in [-1, 1] (positive: the reference is better),
+    ``r = (W+ - W-) / (W+ + W-)`` over the non-zero differences. With fewer than 2 non-zero pairs the test is NaN."""
+    from scipy.stats import rankdata, wilcoxon
+
+    by, pair_on = list(by), [c for c in pair_on if c in metrics.columns]
+    missing = [c for c in by + [model_col, metric] if c not in metrics.columns]
+    if missing:
+        raise ValueError(f"metrics table lacks column(s) {', '.join(missing)}")
+    rows = []
+    for key, g in metrics.groupby(by, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        ref = g[g[model_col] == reference].set_index(pair_on)[metric]
+        if ref.empty:
+            continue
+        for model, h in g[g[model_col] != reference].groupby(model_col, sort=True):
+            other = h.set_index(pair_on)[metric]
+            both = pd.concat([ref.rename("a"), other.rename("b")], axis=1, join="inner").dropna()
+            d = (both["a"] - both["b"]).to_numpy()
+            nz = d[d != 0]
+            rec = dict(zip(by, key))
+            rec.update({"reference": reference, "model": model, "metric": metric, "n_pairs": len(d),
+                        "median_reference": float(both["a"].median()) if len(d) else np.nan,
+                        "median_model": float(both["b"].median()) if len(d) else np.nan,
+                        "median_diff": float(np.median(d)) if len(d) else np.nan})
+            if len(nz) >= 2:
+                res = wilcoxon(nz, zero_method="wilcox", alternative="two-sided")
+                ranks = rankdata(np.abs(nz))
+                w_plus, w_minus = ranks[nz > 0].sum(), ranks[nz < 0].sum()
+                rec.update({"statistic": float(res.statistic), "p_value": float(res.pvalue),
+                            "effect_size": float((w_plus - w_minus) / (w_plus + w_minus))})
+            else:
+                rec.update({"statistic": np.nan, "p_value": np.nan, "effect_size": np.nan})
+            rows.append(rec)
+    return pd.DataFrame(rows)

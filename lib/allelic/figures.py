@@ -43,8 +43,17 @@ def imbalance_tests(t: pd.DataFrame):
     return fig
 
 
+def figure_9b(metrics: pd.DataFrame, *, metric: str = "auroc"):
+    """Chapter 05 (paper figure 9B): held-out AUROC per assay, one box per method over folds x seeds, the
+    transformer highlighted (``results/05/fold_metrics.tsv``)."""
+    from .baselines import LABELS
+
+    return pl.method_boxplots(metrics, metric=metric, labels=LABELS)
+
+
 #: figure name -> (results table it is drawn from, drawing function)
-FIGURES = {"01_overview": ("01/counts.tsv.gz", overview), "02_imbalance_tests": ("02/imbalance.tsv.gz", imbalance_tests)}
+FIGURES = {"01_overview": ("01/counts.tsv.gz", overview), "02_imbalance_tests": ("02/imbalance.tsv.gz", imbalance_tests),
+           "05_figure_9b": ("05/fold_metrics.tsv", figure_9b)}
 
 
 def from_results(name: str, results=None):

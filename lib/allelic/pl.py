@@ -144,3 +144,29 @@ def roc_pr(scores: pd.DataFrame, *, by: str = "assay", label: str = "label", sco
     for ax in axes:
         ax.legend(frameon=False, fontsize=8)
     return fig
+
+
+def method_boxplots(metrics: pd.DataFrame, *, metric: str = "auroc", by: str = "assay", model_col: str = "model",
+                    highlight: str = "transformer", labels: dict | None = None, ax=None, chance: float | None = 0.5):
+    """Paper figure 9B: one group of boxes per ``by`` value (assay), one box per model, over folds x seeds; the
+    ``highlight`` model is drawn in red, the others in grey shades; individual evaluations as dots."""
+    import seaborn as sns
+
+    groups = sorted(metrics[by].unique())
+    models = sorted(metrics[model_col].unique(), key=lambda m: (m != highlight, m))
+    fig, ax = _ax(ax, (max(5.0, 1.6 * len(groups) + 2), 4))
+    greys = sns.color_palette("Greys", len(models) + 1)[1:]
+    palette = {m: ("#d62728" if m == highlight else greys[i]) for i, m in enumerate(models)}
+    data = metrics
+    sns.boxplot(data=data, x=by, y=metric, hue=model_col, order=groups, hue_order=models, palette=palette,
+                showfliers=False, ax=ax)
+    sns.stripplot(data=data, x=by, y=metric, hue=model_col, order=groups, hue_order=models, dodge=True,
+                  palette={m: "black" for m in models}, size=2.5, alpha=0.6, legend=False, ax=ax)
+    if chance is not None:
+        ax.axhline(chance, color="grey", ls=":", lw=1)
+    handles, names = ax.get_legend_handles_labels()
+    names = [(labels or {}).get(n, n) for n in names]
+    ax.legend(handles[:len(models)], names[:len(models)], frameon=False, fontsize=8, bbox_to_anchor=(1.01, 1), loc="upper left")
+    ax.set_ylabel(metric.upper())
+    ax.set_xlabel("")
+    return fig
