@@ -107,3 +107,16 @@ def test_mlm_pretraining_lowers_the_loss(tok):
 def test_bad_sequences_named():
     with pytest.raises(ValueError, match="sequence 1 holds characters other than A, C, G, T, N"):
         tokenize_all(None, ["ACGT", "ACXT"])
+
+
+def test_freeze_layers_keeps_embeddings_and_lower_layers_fixed(tok):
+    rng = np.random.default_rng(6)
+    train = _toy(64, rng)
+    model = _model(tok)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    res = finetune(model, tok, train, None, config=TrainConfig(learning_rate=1e-2, batch_size=16, epochs=1,
+                                                               freeze_layers=1, progress=False))
+    after = res.model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert not any(k.startswith(("bert.embeddings", "bert.encoder.layer.0.")) for k in changed)
+    assert any(k.startswith("bert.encoder.layer.1.") for k in changed) and any("classifier" in k for k in changed)
