@@ -166,22 +166,69 @@ def _aggregate(calls: pd.DataFrame, label_col: str, aggregate: str, min_measurem
     return g.reset_index(drop=True)
 
 
-def _finish(g: pd.DataFrame, seqs: dict, window: int) -> pd.DataFrame:
-    half = window // 2
-    ref_seq = [seqs[(c, p)] for c, p in zip(g["chrom"], g["pos"])]
-    alt_seq = [s[:half] + a + s[half + 1:] for s, a in zip(ref_seq, g["alt"])]
+def _finish(g: pd.DataFrame) -> pd.DataFrame:
     t = pd.DataFrame({"example_id": g["chrom"] + ":" + g["pos"].astype(str) + ":" + g["ref"] + ":" + g["alt"],
                       "chrom": g["chrom"], "pos": g["pos"].astype(np.int64), "ref": g["ref"], "alt": g["alt"],
                       "assay": g["assay"], "label": g["label"].astype(np.int64),
-                      "n_measurements": g["n_measurements"], "n_as": g["n_as"], "seq_ref": ref_seq, "seq_alt": alt_seq})
+                      "n_measurements": g["n_measurements"], "n_as": g["n_as"], "seq_ref": g["seq_ref"],
+                      "seq_alt": g["seq_alt"]})
     return _sort_examples(t)
+
+
+def cut_windows(sites: pd.DataFrame, fasta, *, window: int = 200, on_ref_mismatch: str = "raise",
+                ledger: Ledger | None = None, step: str = "cut_windows") -> pd.DataFrame:
+    """Reference and alternative windows around SNVs: ``sites`` (columns ``chrom, pos`` (1-based), ``ref``, ``alt``)
+    with ``seq_ref`` and ``seq_alt`` added, ``window`` bp with the SNV at offset ``window // 2``, cut from an indexed
+    FASTA (upper-cased; IUPAC codes other than N become N); the alternative window differs only at the SNV.
+
+    Removed rows go to ``ledger`` (step ``step``): ``contig_not_in_fasta``, ``window_off_contig`` and, with
+    ``on_ref_mismatch="drop"``, ``ref_mismatch``. By default a reference base that differs from the FASTA raises
+    ValueError naming the FASTA and chrom:pos (wrong genome build?), as does a FASTA holding none of the contigs."""
+    import pysam
+
+    window = _check_window(window)
+    if on_ref_mismatch not in ("raise", "drop"):
+        raise ValueError(f"on_ref_mismatch must be 'raise' or 'drop', got {on_ref_mismatch!r}")
+    fasta = Path(fasta)
+    if not fasta.is_file():
+        raise FileNotFoundError(f"{fasta}: FASTA file not found")
+    ledger = Ledger() if ledger is None else ledger
+    g = sites.reset_index(drop=True)
+    half = window // 2
+    try:
+        fa = pysam.FastaFile(str(fasta))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{fasta}: cannot be opened as an indexed FASTA ({exc})") from None
+    with fa:
+        lengths = dict(zip(fa.references, fa.lengths))
+        present = g["chrom"].isin(list(lengths)).to_numpy()
+        if len(g) and not present.any():
+            raise ValueError(f"{fasta}: none of the calls' contigs ({', '.join(sorted(set(g['chrom']), key=chrom_sort_key)[:5])}"
+                             f") is in the FASTA (which has {', '.join(list(lengths)[:5])}...): naming or genome mismatch")
+        g = _drop_examples(g, ~present, ledger, step, str(fasta), "contig_not_in_fasta")
+        start = g["pos"].to_numpy() - 1 - half
+        end = start + window
+        clen = g["chrom"].map(lengths).to_numpy()
+        g = _drop_examples(g, (start < 0) | (end > clen), ledger, step, str(fasta), "window_off_contig",
+                           f"{window}-bp window runs past the contig end")
+        seqs = {}
+        for c, p in dict.fromkeys(zip(g["chrom"], g["pos"])):
+            s = fa.fetch(c, int(p) - 1 - half, int(p) - 1 - half + window).upper()
+            seqs[(c, p)] = _NOT_ACGTN.sub("N", s)
+    got = np.array([seqs[(c, p)][half] for c, p in zip(g["chrom"], g["pos"])], dtype=object)
+    g = _ref_mismatch(g, got != g["ref"].to_numpy(), got, on_ref_mismatch, ledger, step, str(fasta),
+                      "wrong genome build or shifted coordinates?")
+    ref_seq = [seqs[(c, p)] for c, p in zip(g["chrom"], g["pos"])]
+    return g.assign(seq_ref=ref_seq, seq_alt=[w[:half] + a + w[half + 1:] for w, a in zip(ref_seq, g["alt"])])
 
 
 def _drop_examples(g: pd.DataFrame, mask, ledger: Ledger, step: str, source: str, reason: str, detail: str = ""):
     mask = np.asarray(mask, bool)
     d = g[mask]
-    ledger.extend(step, source, (d["chrom"] + ":" + d["pos"].astype(str) + ":" + d["ref"] + ":" + d["alt"] + " "
-                                 + d["assay"]).tolist(), reason, detail)
+    rec = d["chrom"] + ":" + d["pos"].astype(str) + ":" + d["ref"] + ":" + d["alt"]
+    if "assay" in d:
+        rec = rec + " " + d["assay"]
+    ledger.extend(step, source, rec.tolist(), reason, detail)
     return g[~mask].reset_index(drop=True)
 
 
@@ -220,46 +267,19 @@ def examples_from_calls(calls: pd.DataFrame, fasta, *, window: int = 200, label_
     call), ``too_few_measurements`` (below ``min_measurements``), ``contig_not_in_fasta``, ``window_off_contig``
     (window runs past a contig end) and, with ``on_ref_mismatch="drop"``, ``ref_mismatch``. By default a reference
     base that differs from the FASTA raises ValueError naming the FASTA and chrom:pos (wrong genome build?), as does a
-    FASTA holding none of the calls' contigs (naming ``chr1`` vs ``1``?)."""
-    import pysam
-
+    FASTA holding none of the calls' contigs (naming ``chr1`` vs ``1``?); windows come from :func:`cut_windows`."""
     window = _check_window(window)
     if on_ref_mismatch not in ("raise", "drop"):
         raise ValueError(f"on_ref_mismatch must be 'raise' or 'drop', got {on_ref_mismatch!r}")
-    fasta = Path(fasta)
-    if not fasta.is_file():
+    if not Path(fasta).is_file():
         raise FileNotFoundError(f"{fasta}: FASTA file not found")
     ledger = Ledger() if ledger is None else ledger
     step = "examples_from_calls"
-    src = "calls"
-    g = _aggregate(calls, label_col, aggregate, min_measurements, assays, ledger, src, step)
-    half = window // 2
-    try:
-        fa = pysam.FastaFile(str(fasta))
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{fasta}: cannot be opened as an indexed FASTA ({exc})") from None
-    with fa:
-        lengths = dict(zip(fa.references, fa.lengths))
-        present = g["chrom"].isin(list(lengths)).to_numpy()
-        if len(g) and not present.any():
-            raise ValueError(f"{fasta}: none of the calls' contigs ({', '.join(sorted(set(g['chrom']), key=chrom_sort_key)[:5])}"
-                             f") is in the FASTA (which has {', '.join(list(lengths)[:5])}...): naming or genome mismatch")
-        g = _drop_examples(g, ~present, ledger, step, str(fasta), "contig_not_in_fasta")
-        start = g["pos"].to_numpy() - 1 - half
-        end = start + window
-        clen = g["chrom"].map(lengths).to_numpy()
-        g = _drop_examples(g, (start < 0) | (end > clen), ledger, step, str(fasta), "window_off_contig",
-                           f"{window}-bp window runs past the contig end")
-        seqs = {}
-        for c, p in dict.fromkeys(zip(g["chrom"], g["pos"])):
-            s = fa.fetch(c, int(p) - 1 - half, int(p) - 1 - half + window).upper()
-            seqs[(c, p)] = _NOT_ACGTN.sub("N", s)
-    got = np.array([seqs[(c, p)][half] for c, p in zip(g["chrom"], g["pos"])], dtype=object)
-    g = _ref_mismatch(g, got != g["ref"].to_numpy(), got, on_ref_mismatch, ledger, step, str(fasta),
-                      "wrong genome build or shifted coordinates?")
+    g = _aggregate(calls, label_col, aggregate, min_measurements, assays, ledger, "calls", step)
+    g = cut_windows(g, fasta, window=window, on_ref_mismatch=on_ref_mismatch, ledger=ledger, step=step)
     params = {"source": "calls", "fasta": str(fasta), "window": window, "label_col": label_col, "aggregate": aggregate,
               "min_measurements": min_measurements, "assays": assays, "on_ref_mismatch": on_ref_mismatch}
-    return Examples(_finish(g, seqs, window), ledger, window, params)
+    return Examples(_finish(g), ledger, window, params)
 
 
 def examples_from_entex(entex_dir=None, *, window: int = 200, aggregate: str = "any", subset=None, assay="CTCF",
@@ -305,9 +325,12 @@ def examples_from_entex(entex_dir=None, *, window: int = 200, aggregate: str = "
     got = np.array([wref[(c, p)] for c, p in zip(g["chrom"], g["pos"])], dtype=object)
     g = _ref_mismatch(g, got != g["ref"].to_numpy(), got, on_ref_mismatch, ledger, step, wsrc,
                       "labels and windows disagree on the reference base")
+    half = window // 2
+    g = g.assign(seq_ref=[seqs[(c, p)] for c, p in zip(g["chrom"], g["pos"])])
+    g["seq_alt"] = [w[:half] + a + w[half + 1:] for w, a in zip(g["seq_ref"], g["alt"])]
     params = {"source": "entex", "entex_dir": str(d), "window": window, "label_col": "as_label", "aggregate": aggregate,
               "min_measurements": min_measurements, "assays": assays, "subset": subset}
-    return Examples(_finish(g, seqs, window), ledger, window, params)
+    return Examples(_finish(g), ledger, window, params)
 
 
 # -- leak groups ----------------------------------------------------------------------------------------------------

@@ -47,11 +47,13 @@ def check_windows(seqs: pd.Series, window: int, source: str) -> None:
 
 def windows_from_vcf(vcf, fasta, *, window: int = 200, sample=None, ledger: Ledger | None = None) -> pd.DataFrame:
     """Reference and alternative windows around the biallelic SNVs of a VCF: columns ``chrom, pos, ref, alt,
-    seq_ref, seq_alt``. SNVs too close to a contig end go to ``ledger`` (``window_off_contig``); a REF that differs
-    from the FASTA raises ValueError naming both files and the record (wrong genome build)."""
+    seq_ref, seq_alt`` (:func:`allelic.datasets.cut_windows`). SNVs too close to a contig end go to ``ledger``
+    (``window_off_contig``); a REF that differs from the FASTA raises ValueError naming the FASTA and the record
+    (wrong genome build)."""
     import pysam
 
     from .counts import read_het_snvs
+    from .datasets import cut_windows
 
     ledger = ledger if ledger is not None else Ledger()
     if sample is not None:
@@ -68,20 +70,8 @@ def windows_from_vcf(vcf, fasta, *, window: int = 200, sample=None, ledger: Ledg
                 else:
                     ledger.add("windows_from_vcf", vcf, f"{r.chrom}:{r.pos}", "not_biallelic_snv")
         t = pd.DataFrame(rows, columns=["chrom", "pos", "ref", "alt"])
-    half = window // 2
-    out = []
-    with pysam.FastaFile(str(fasta)) as fa:
-        for r in t.itertuples(index=False):
-            start = r.pos - 1 - half
-            if r.chrom not in fa.references or start < 0 or start + window > fa.get_reference_length(r.chrom):
-                ledger.add("windows_from_vcf", vcf, f"{r.chrom}:{r.pos}", "window_off_contig")
-                continue
-            seq = fa.fetch(r.chrom, start, start + window).upper()
-            if seq[half] != r.ref.upper():
-                raise ValueError(f"{vcf} record {r.chrom}:{r.pos}: REF {r.ref} but {fasta} has {seq[half]} there "
-                                 f"(wrong genome build or contig naming?)")
-            out.append((r.chrom, r.pos, r.ref, r.alt, seq, seq[:half] + r.alt + seq[half + 1:]))
-    return pd.DataFrame(out, columns=["chrom", "pos", "ref", "alt", "seq_ref", "seq_alt"])
+    w = cut_windows(t, fasta, window=window, ledger=ledger, step="windows_from_vcf")
+    return w[["chrom", "pos", "ref", "alt", "seq_ref", "seq_alt"]]
 
 
 def main(argv=None) -> int:
