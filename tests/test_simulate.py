@@ -1,7 +1,6 @@
 import hashlib
 
 import numpy as np
-import pandas as pd
 import pysam
 import pytest
 

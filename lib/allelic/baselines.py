@@ -58,6 +58,7 @@ import pandas as pd
 
 from .evaluate import binary_metrics
 from .motifs import Motif, load_jaspar, score_threshold
+from .train import resolve_device
 
 __all__ = [
     "ASSAY_MOTIFS",
@@ -644,7 +645,7 @@ class MotifScanner:
         M = len(self.motifs)
         if n and L < self.widths.max():
             raise ValueError(f"windows of {L} bp are shorter than the widest motif ({self.widths.max()} bp)")
-        dev = torch.device(_resolve_device(self.device))
+        dev = resolve_device(self.device)
         weights = []
         for w, idx in self.groups:
             fw = np.stack([self.pwms[i] for i in idx])            # (m, 4, w)
@@ -666,7 +667,6 @@ class MotifScanner:
                     hit = s >= thr[None, :, None]
                     r_max = s.amax(-1)
                     r_cnt = hit.sum(-1)
-                    ov = s[:, :, lo:hi + 1]
                     ov_cnt = hit[:, :, lo:hi + 1].sum(-1)
                     rest = torch.cat([s[:, :, :lo], s[:, :, hi + 1:]], dim=-1)
                     rest_max = rest.amax(-1) if rest.shape[-1] else torch.full_like(r_max, -torch.inf)
@@ -676,7 +676,6 @@ class MotifScanner:
                     sa = torch.maximum(sa[:, :m], sa[:, m:])             # (bs, m, hi-lo+1)
                     a_max = torch.maximum(rest_max, sa.amax(-1))
                     a_cnt = r_cnt - ov_cnt + (sa >= thr[None, :, None]).sum(-1)
-                    cols = torch.as_tensor(idx, device=dev)
                     blk = torch.stack([r_cnt.float(), r_max, (a_cnt - r_cnt).float(), a_max - r_max,
                                        (a_max - r_max).abs()], dim=0)     # (5, bs, m)
                     res = out[a:b].reshape(b - a, 5, M)
@@ -722,14 +721,6 @@ def _threshold(m: Motif, pvalue: float, pseudocount: float) -> float:
 
 
 _THRESHOLDS: dict = {}
-
-
-def _resolve_device(device: str) -> str:
-    if device in (None, "auto"):
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return str(device)
 
 
 class _ScanFeatures:
@@ -1238,7 +1229,7 @@ class CNN(Baseline):
     def fit(self, train, val=None):
         import torch
 
-        self.device_ = _resolve_device(self.device)
+        self.device_ = str(resolve_device(self.device))
         y = _labels(train)
         if not _has_both(y):
             raise ValueError(f"{self.name}: training labels hold a single class")

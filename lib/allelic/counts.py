@@ -52,6 +52,7 @@ import pysam
 from tqdm import tqdm
 
 from .ledger import Ledger
+from .progress import show_progress
 
 __all__ = [
     "Variants",
@@ -152,11 +153,6 @@ class _quiet_htslib:
     def __exit__(self, *exc):
         pysam.set_verbosity(self._old)
 
-
-def _show_progress(progress) -> bool:
-    if progress is None:
-        return bool(getattr(sys.stderr, "isatty", lambda: False)())
-    return bool(progress)
 
 
 def _parse_region(region):
@@ -817,7 +813,7 @@ def count_alleles(
     # run (the pool forks before the progress bar starts its monitor thread)
     results = {}
     n_workers = min(n_jobs, len(tasks))
-    show = _show_progress(progress)
+    show = show_progress(progress)
     if n_workers <= 1:
         files = {}
         try:

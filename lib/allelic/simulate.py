@@ -50,6 +50,7 @@ import pandas as pd
 
 from . import config
 from .motifs import load_jaspar
+from .progress import bar
 
 ASSAYS = ("CTCF", "POL2", "H3K4me3", "H3K27ac", "RNA")
 ELEMENT_MOTIFS = {
@@ -365,7 +366,7 @@ class _Simulator:
         causal = self.causal.set_index(["chrom", "pos0"])
         samples, truth = [], []
         combos = [(d, t, a) for d in range(len(p.donors)) for t in range(len(p.tissues)) for a in p.assays]
-        for d, t, assay in _progress(combos, self.progress, "simulating samples"):
+        for d, t, assay in bar(combos, desc="simulating samples", progress=self.progress):
             donor, tissue = p.donors[d], p.tissues[t]
             sample = f"{donor}_{tissue}_{assay}"
             rho = float(rng.uniform(0.5, 1.5) * p.rho)
@@ -420,7 +421,7 @@ class _Simulator:
         import pysam
 
         p, rng, L = self.p, self.rng, self.p.read_length
-        chrom_of, start, hap, mapq, flag = [], [], [], [], []
+        chrom_of, start, hap, mapq = [], [], [], []
         for c, pos0, hap_ref, k_ref, k_alt, n_low in sites:
             n = k_ref + k_alt + n_low
             if n == 0:
@@ -532,17 +533,6 @@ def _betabinom_draw(rng, n: int, q: float, rho: float) -> int:
         return rng.binomial(n, q)
     a, b = q * (1 - rho) / rho, (1 - q) * (1 - rho) / rho
     return rng.binomial(n, rng.beta(a, b))
-
-
-def _progress(it, progress, desc):
-    import sys
-
-    show = sys.stderr.isatty() if progress is None else progress
-    if not show:
-        return it
-    from tqdm import tqdm
-
-    return tqdm(it, desc=desc)
 
 
 def main(argv=None) -> int:

@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .progress import bar as progress_bar
+
 CHECKPOINT = "checkpoint.pt"
 
 
@@ -64,10 +66,11 @@ class TrainResult:
     extra: dict = field(default_factory=dict)
 
 
-def resolve_device(device: str = "auto"):
+def resolve_device(device: str | None = "auto"):
+    """``torch.device``: CUDA when available for ``"auto"`` (or None), else the named device."""
     import torch
 
-    if device == "auto":
+    if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
 
@@ -158,15 +161,6 @@ def _set_rng_state(state) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _progress(total, desc, show):
-    import sys
-
-    from tqdm import tqdm
-
-    show = sys.stderr.isatty() if show is None else show
-    return tqdm(total=total, desc=desc, disable=not show, leave=False)
-
-
 @dataclass
 class _Loop:
     """State of one training run; saved whole in checkpoints."""
@@ -223,7 +217,7 @@ def _run(model, n_examples: int, micro_loss, evaluate_fn, cfg: TrainConfig, out_
         loop = _Loop(**state["loop"])
         best_state = state["best_state"]
         _set_rng_state(state["rng"])
-    bar = _progress(total, desc, cfg.progress)
+    bar = progress_bar(total=total, desc=desc, progress=cfg.progress, leave=False)
     bar.update(loop.step)
     model.train()
     running, n_run = 0.0, 0
