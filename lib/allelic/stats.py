@@ -572,7 +572,7 @@ def _two_sided_pvalue_rows(L: np.ndarray) -> np.ndarray:
     return out
 
 
-def fit_null_trimmed(k, n, *, alpha=0.05, p_init=None, max_rho=0.5, max_iter=30, tol=1e-5) -> tuple[float, float]:
+def fit_null_trimmed(k, n, *, alpha=0.05, p_init=None, max_rho=0.5, max_iter=30, tol=1e-4) -> tuple[float, float]:
     """Null ratio and over-dispersion ``(p_null, rho)`` fitted jointly on the sites that look null.
 
     Allele-specific sites inflate a beta-binomial fitted to all sites (AlleleSeq2's choice, conservative) and pull the
@@ -594,6 +594,13 @@ def fit_null_trimmed(k, n, *, alpha=0.05, p_init=None, max_rho=0.5, max_iter=30,
         fitted ratio stays within 0.2 of it.
     max_rho : float
         Upper bound of ``rho`` (default 0.5), which keeps the fit away from degenerate U-shaped solutions on small groups.
+    max_iter, tol : int, float
+        At most ``max_iter`` refits; stop when ``p`` and ``rho`` both move less than ``tol`` (default 1e-4: on a
+        HEK293 CTCF VCF of 15,898 sites the estimates agree with ``tol=1e-5`` to 1e-5, four times faster).
+
+    Cost: each likelihood evaluation builds the beta-binomial log-pmf of every distinct total up to the largest
+    total, so deeply covered tables (totals in the thousands) take tens of seconds (EN-TEx CTCF, 21,305 rows in three
+    donor groups: about 30 s on 2 cores).
 
     Returns
     -------
