@@ -24,3 +24,9 @@ def test_ledger_table_and_summary():
     s = led.summary().set_index("reason")["n"]
     assert s["indel"] == 1 and s["not_heterozygous"] == 2
     assert list(led.table().columns) == ["step", "source", "record", "reason", "detail"]
+
+
+def test_het_snv_counts_per_donor():
+    v = {"D1": pd.DataFrame({"phased": [True, True, False]}), "D2": pd.DataFrame({"phased": [True]})}
+    t = describe.het_snv_counts(v).set_index("donor")
+    assert t.loc["D1", "n_het_snvs"] == 3 and t.loc["D1", "n_phased"] == 2 and t.loc["D2", "n_het_snvs"] == 1

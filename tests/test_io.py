@@ -84,3 +84,16 @@ def test_real_entex_tables(entex_dir):
     assert (t["ref_count"] + t["alt_count"] == t["total"]).all()
     w = io.read_entex_windows(entex_dir)
     assert len(w) == 7_253 and (w["sequence"].str[100] == w["ref"]).all()
+
+
+def test_simulation_counts_schema_and_ledger(small_sim):
+    led = Ledger()
+    c = io.simulation_counts(small_sim, samples=["D1_liver_CTCF", "D2_lung_RNA"], ledger=led)
+    assert list(c.columns[:13]) == io.COUNT_COLUMNS
+    assert set(c["sample"]) == {"D1_liver_CTCF", "D2_lung_RNA"}
+    assert (c["total"] == c["ref_count"] + c["alt_count"]).all() and (c["total"] > 0).all()
+    assert set(c.loc[c["sample"] == "D2_lung_RNA", "donor"]) == {"D2"}
+    reasons = set(led.table()["reason"])
+    assert {"not_heterozygous", "no_coverage"} <= reasons  # the VCF parser's and the counter's removals
+    with pytest.raises(ValueError, match="unknown sample"):
+        io.simulation_counts(small_sim, samples=["nope"])
