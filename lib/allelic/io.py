@@ -153,5 +153,7 @@ def simulation_counts(sim, *, samples=None, ledger: Ledger | None = None, **coun
             ledger.merge(v.ledger)
         ledger.merge(res.ledger)
     t = res.table.merge(meta[["sample", "donor", "tissue", "assay"]], on="sample", how="left")
+    haps = pd.concat([v.table[["chrom", "pos", "hap1_allele", "hap2_allele"]].assign(donor=d) for d, v in het.items()])
+    t = t.drop(columns=[c for c in ("hap1_allele", "hap2_allele") if c in t]).merge(haps, on=["donor", "chrom", "pos"], how="left")
     extra = [c for c in t.columns if c not in COUNT_COLUMNS]
     return t[[c for c in COUNT_COLUMNS if c in t.columns] + extra]
