@@ -44,7 +44,7 @@ def main(argv=None):
     real = pd.read_csv(a.examples, sep="\t")
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        ckpt = lm.build_offline_model(real.loc[real["split"] == "train", "seq_ref"].tolist(), spec=spec,
+        ckpt = lm.build_offline_model(lm.training_windows(real), spec=spec,
                                       source="EN-TEx CTCF training windows", out_dir=Path(tmp) / "model")
         card = lm.describe_checkpoint(ckpt)
         fit = lm.fit_assays(real, ckpt, train_config=cfg, out_dir=Path(tmp) / "runs")[0]

@@ -79,3 +79,10 @@ def test_predict_vcf_wrong_build_named(model_dir, small_sim, tmp_path, capsys):
     pysam.faidx(str(fa))
     assert cli_predict.main(["--model", str(model_dir), "--vcf", str(small_sim.vcf), "--fasta", str(fa), "--sample", "D1"]) == 1
     assert "wrong genome build" in capsys.readouterr().err
+
+
+def test_training_windows_only_from_the_training_split():
+    t = pd.DataFrame({"seq_ref": ["AAA", "CCC", "GGG"], "split": ["train", "test", "train"]})
+    assert lm.training_windows(t) == ["AAA", "GGG"]
+    with pytest.raises(ValueError, match="not split"):
+        lm.training_windows(t.drop(columns="split"))

@@ -75,6 +75,14 @@ def genome_windows(fasta, n: int, window: int = 200, *, random_state=0, max_n_fr
     return out
 
 
+def training_windows(examples: pd.DataFrame, *, seq_col: str = "seq_ref") -> list[str]:
+    """The windows of the ``split == "train"`` examples: what a model may be pretrained on (tokenizer included)
+    without ever seeing held-out sequence."""
+    if "split" not in examples.columns:
+        raise ValueError("examples are not split: pretraining on them would leak held-out windows")
+    return examples.loc[examples["split"] == "train", seq_col].tolist()
+
+
 def build_offline_model(sequences=None, *, fasta=None, spec: OfflineModelSpec | None = None, out_dir=None,
                         source: str = "", device: str = "auto", progress=None, force: bool = False) -> Path:
     """Train the tokenizer and MLM-pretrain the small DNABERT-2-architecture model; returns its checkpoint directory.
