@@ -336,3 +336,63 @@ def test_summary_and_flops():
     assert flops_per_token(DNABert2Config(), 128) == 6 * n_nonemb + 12 * 12 * 768 * 128
     assert flops_per_token(full, 128) == flops_per_token(full.config, 128)
     assert math.isclose(flops_per_token(DNABert2Config(), 128), 6.94e8, rel_tol=1e-2)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# classification heads: pooling and the siamese head
+# --------------------------------------------------------------------------------------------------------------------
+def test_mean_pooling_is_the_masked_mean_through_the_pooler():
+    torch.manual_seed(7)
+    m = DNABert2ForSequenceClassification(tiny(num_labels=2, classifier_pooling="mean")).eval()
+    ids, mask = batch()
+    h = m.bert(ids, attention_mask=mask).last_hidden_state
+    by_hand = torch.stack([h[i, mask[i].bool()].mean(0) for i in range(len(ids))])  # mean over real tokens only
+    want = m.classifier(torch.tanh(m.bert.pooler.dense(by_hand)))
+    assert torch.allclose(m(ids, attention_mask=mask).logits, want, atol=1e-6)
+    # padding does not change a sequence's score
+    short = m(ids[2:, :3], attention_mask=mask[2:, :3]).logits
+    assert torch.allclose(short, m(ids, attention_mask=mask).logits[2:], atol=1e-5)
+    with pytest.raises(ValueError, match="classifier_pooling"):
+        DNABert2ForSequenceClassification(tiny(classifier_pooling="max"))
+
+
+def test_siamese_head_reads_both_alleles_and_roundtrips(tmp_path):
+    torch.manual_seed(8)
+    m = DNABert2ForSequenceClassification(tiny(num_labels=2, classifier_head="siamese")).eval()
+    ids, mask = batch()
+    alt = ids.clone()
+    alt[:, 2] = 5  # one token changed
+    e_ref, e_alt = m.bert(ids, attention_mask=mask).pooler_output, m.bert(alt, attention_mask=mask).pooler_output
+    want = m.classifier(torch.cat([e_ref, e_alt, e_alt - e_ref], -1))
+    got = m(ids, attention_mask=mask, alt_input_ids=alt, alt_attention_mask=mask).logits
+    assert m.classifier.in_features == 3 * 32 and torch.allclose(got, want, atol=1e-6)
+    with pytest.raises(ValueError, match="alt_input_ids"):
+        m(ids, attention_mask=mask)
+    m.save_pretrained(tmp_path / "siamese")
+    back = load_model(tmp_path / "siamese")
+    assert back.config.classifier_head == "siamese" and back.siamese
+    assert torch.allclose(back(ids, attention_mask=mask, alt_input_ids=alt, alt_attention_mask=mask).logits, got, atol=1e-6)
+
+
+def test_has_classifier_tells_fine_tuned_from_pretrained(mlm_model, cls_model, tmp_path):
+    from allelic.models import has_classifier
+
+    mlm_model.save_pretrained(tmp_path / "mlm")
+    cls_model.save_pretrained(tmp_path / "clf")
+    assert not has_classifier(tmp_path / "mlm") and has_classifier(tmp_path / "clf")
+    assert not has_classifier(write_published(mlm_model, tmp_path / "published"))
+
+
+def test_auto_path_refuses_random_encoder_weights(mlm_model, tmp_path):
+    """A checkpoint whose config.json builds transformers' BERT but whose tensors are not BERT's would load with a
+    random encoder (what AutoModel.from_pretrained does silently): load_model raises instead."""
+    from safetensors.torch import save_file
+
+    d = tmp_path / "mismatch"
+    d.mkdir()
+    cfg = {k: v for k, v in PUBLISHED_CONFIG.items() if k != "auto_map"} | {"pad_token_id": 3}
+    (d / "config.json").write_text(json.dumps(cfg))
+    save_file({"something.else.weight": torch.zeros(2, 2)}, str(d / "model.safetensors"))
+    assert not is_dnabert2_checkpoint(d)
+    with pytest.raises(ValueError, match="would be random"):
+        load_model(d, task="classification")

@@ -86,3 +86,39 @@ def test_training_windows_only_from_the_training_split():
     assert lm.training_windows(t) == ["AAA", "GGG"]
     with pytest.raises(ValueError, match="not split"):
         lm.training_windows(t.drop(columns="split"))
+
+
+def test_predict_refuses_a_pretrained_only_checkpoint(small_sim, tmp_path, capsys):
+    """A checkpoint without trained classifier weights (here the MLM-pretrained offline model) would be scored by a
+    random head: the command refuses it, naming the directory."""
+    spec = lm.OfflineModelSpec(vocab_size=128, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                               intermediate_size=64, n_windows=50)
+    ckpt = lm.build_offline_model(fasta=small_sim.fasta, spec=spec, out_dir=tmp_path / "mlm")
+    tsv = tmp_path / "w.tsv"
+    pd.DataFrame({"sequence": ["A" * 200]}).to_csv(tsv, sep="\t", index=False)
+    assert cli_predict.main(["--model", str(ckpt), "--windows", str(tsv)]) == 1
+    err = capsys.readouterr().err
+    assert "no trained classifier weights" in err and str(ckpt) in err
+
+
+def test_predict_siamese_model_scores_pairs(small_sim, tmp_path, capsys):
+    spec = lm.OfflineModelSpec(vocab_size=128, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                               intermediate_size=64, n_windows=50)
+    ckpt = lm.build_offline_model(fasta=small_sim.fasta, spec=spec, out_dir=tmp_path / "mlm")
+    d = tmp_path / "siamese"
+    load_model(ckpt, classifier_head="siamese").save_pretrained(d)
+    load_tokenizer(ckpt).save_pretrained(d)
+    w = cli_predict.windows_from_vcf(small_sim.vcf, small_sim.fasta, sample="D1").head(15)
+    tsv = tmp_path / "pairs.tsv"
+    w.rename(columns={"seq_ref": "sequence", "seq_alt": "alt_sequence"}).to_csv(tsv, sep="\t", index=False)
+    assert cli_predict.main(["--model", str(d), "--windows", str(tsv), "--out", str(tmp_path / "s.tsv")]) == 0
+    got = pd.read_csv(tmp_path / "s.tsv", sep="\t")
+    want = predict(load_model(d), load_tokenizer(d), w["seq_ref"], w["seq_alt"])
+    assert np.allclose(got["score"], want, atol=1e-6)
+    pd.DataFrame({"sequence": w["seq_ref"]}).to_csv(tsv, sep="\t", index=False)
+    assert cli_predict.main(["--model", str(d), "--windows", str(tsv)]) == 1
+    assert "'alt_sequence'" in capsys.readouterr().err
+    out = tmp_path / "v.tsv"
+    assert cli_predict.main(["--model", str(d), "--vcf", str(small_sim.vcf), "--fasta", str(small_sim.fasta),
+                             "--sample", "D1", "--out", str(out)]) == 0
+    assert "score" in pd.read_csv(out, sep="\t").columns

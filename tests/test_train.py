@@ -7,7 +7,7 @@ import torch
 from allelic import motifs
 from allelic.evaluate import binary_metrics
 from allelic.models import DNABert2Config, DNABert2ForMaskedLM, DNABert2ForSequenceClassification
-from allelic.tokenize import train_bpe_tokenizer
+from allelic.tokenize import kmer_tokenizer, to_kmers, train_bpe_tokenizer
 from allelic.train import TrainConfig, finetune, mask_tokens, predict, pretrain_mlm, tokenize_all
 
 
@@ -105,7 +105,7 @@ def test_mlm_pretraining_lowers_the_loss(tok):
 
 
 def test_bad_sequences_named():
-    with pytest.raises(ValueError, match="sequence 1 holds characters other than A, C, G, T, N"):
+    with pytest.raises(ValueError, match="sequence 1: character 'X' at position 2"):
         tokenize_all(None, ["ACGT", "ACXT"])
 
 
@@ -120,3 +120,91 @@ def test_freeze_layers_keeps_embeddings_and_lower_layers_fixed(tok):
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert not any(k.startswith(("bert.embeddings", "bert.encoder.layer.0.")) for k in changed)
     assert any(k.startswith("bert.encoder.layer.1.") for k in changed) and any("classifier" in k for k in changed)
+
+
+def test_kmer_tokenizer_sees_kmers_and_fine_tunes():
+    """The k-mer path: a 200-bp window becomes [CLS] + 195 6-mers + [SEP] (not [CLS][UNK][SEP]), and a k-mer model
+    learns the planted motif."""
+    kt = kmer_tokenizer(6)
+    seq = _random_dna(1, 200, np.random.default_rng(7))[0]
+    ids, mask = tokenize_all(kt, [seq])
+    assert ids.shape == (1, 200 - 6 + 1 + 2) and int(mask.sum()) == 197
+    assert kt.convert_ids_to_tokens(ids[0, 1:-1].tolist()) == to_kmers(seq, 6).split()
+    assert kt.unk_token_id not in ids[0].tolist()
+    rng = np.random.default_rng(8)
+    train, val = _toy(600, rng), _toy(200, rng)
+    res = finetune(_model(kt), kt, train, val, config=TrainConfig(learning_rate=1e-3, batch_size=32, epochs=3,
+                                                                 early_stopping_patience=None, progress=False))
+    assert res.best["val_auroc"] > 0.8, res.history.dropna().tail()
+
+
+@pytest.mark.parametrize("n, batch, accum, epochs", [(80, 16, 2, 3), (96, 16, 4, 2), (64, 16, 1, 2)])
+def test_grad_accum_covers_every_epoch(tok, n, batch, accum, epochs):
+    """With gradient accumulation every epoch runs to its end: ceil(micro-batches / accum) optimiser steps each,
+    the short last accumulation of an epoch included (n=80, batch 16, accum 2: 5 micro-batches -> 3 steps)."""
+    rng = np.random.default_rng(9)
+    cfg = TrainConfig(learning_rate=1e-3, batch_size=batch, epochs=epochs, grad_accum=accum,
+                      early_stopping_patience=None, progress=False)
+    res = finetune(_model(tok), tok, _toy(n, rng), None, config=cfg)
+    micro = -(-n // batch)
+    per_epoch = -(-micro // accum)
+    assert len(res.history) == per_epoch * epochs
+    assert res.history.groupby("epoch").size().tolist() == [per_epoch] * epochs
+
+
+def _pair_toy(n, rng, width=200):
+    """Both alleles: in label-1 examples the SNV at the centre breaks the CTCF consensus on the alternative allele;
+    label-0 examples carry the same motif, unbroken on both alleles (so the reference window alone cannot tell)."""
+    site = motifs.load_jaspar(["MA0139.1"])[0].consensus()
+    ref = _random_dna(n, width, rng)
+    y = rng.integers(0, 2, n)
+    c = width // 2
+    alt = []
+    for i in range(n):
+        p = c - int(rng.integers(2, 17))  # the motif covers the centre base
+        ref[i] = ref[i][:p] + site + ref[i][p + len(site):]
+        a = list(ref[i])
+        if y[i]:
+            a[c] = {"A": "T", "C": "A", "G": "T", "T": "A"}[a[c]]  # a change inside the motif
+        else:
+            far = int(rng.integers(0, 40))  # a change far from the motif
+            a[far] = {"A": "C", "C": "G", "G": "A", "T": "G"}[a[far]]
+        alt.append("".join(a))
+    return pd.DataFrame({"seq_ref": ref, "seq_alt": alt, "label": y})
+
+
+def test_siamese_head_learns_what_the_reference_window_cannot(tok):
+    """Labels depend only on what the alternative allele does: the siamese head learns them, the reference-only
+    head cannot (its windows carry the motif in both classes)."""
+    rng = np.random.default_rng(10)
+    train, val = _pair_toy(1200, rng), _pair_toy(300, rng)
+    cfg = TrainConfig(learning_rate=2e-3, batch_size=32, epochs=4, early_stopping_patience=None, progress=False)
+    siamese = finetune(_model(tok, classifier_head="siamese", classifier_pooling="mean"), tok, train, val, config=cfg)
+    reference = finetune(_model(tok), tok, train, val, config=cfg)
+    assert siamese.best["val_auroc"] > 0.85, siamese.history.dropna().tail()
+    assert reference.best["val_auroc"] < 0.65
+    p = predict(siamese.model, tok, val["seq_ref"], val["seq_alt"])
+    assert binary_metrics(val["label"], p)["auprc"] == pytest.approx(siamese.best["val_auprc"])
+    with pytest.raises(ValueError, match="alt_sequences"):
+        predict(siamese.model, tok, val["seq_ref"])
+    with pytest.raises(ValueError, match="no column 'seq_alt'"):
+        finetune(_model(tok, classifier_head="siamese"), tok, train.drop(columns="seq_alt"), None, config=cfg)
+
+
+def test_pretrain_mlm_resume_gives_the_same_weights(tok, tmp_path):
+    cfg = DNABert2Config(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                         intermediate_size=64, pad_token_id=tok.pad_token_id)
+    seqs = _random_dna(160, 200, np.random.default_rng(11))
+    tc = TrainConfig(learning_rate=1e-3, batch_size=16, epochs=2, early_stopping_patience=None, checkpoint_every=1,
+                     progress=False, random_state=3)
+
+    def model(seed):
+        torch.manual_seed(seed)
+        return DNABert2ForMaskedLM(cfg)
+
+    full = pretrain_mlm(model(0), tok, seqs, config=tc, out_dir=tmp_path / "a")
+    pretrain_mlm(model(0), tok, seqs, config=tc, out_dir=tmp_path / "b", stop_after=7)
+    resumed = pretrain_mlm(model(42), tok, seqs, config=tc, out_dir=tmp_path / "b", resume=True)
+    assert full.history["step"].max() == resumed.history["step"].max() == 20
+    for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name

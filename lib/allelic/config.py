@@ -12,6 +12,10 @@ environment variable        meaning                                          def
 ``ALLELIC_ENTEX_DIR``       EN-TEx-style real data (``labels.tsv.gz``,       unset: chapters use the
                             ``windows.tsv.gz``)                              simulator only
 ``ALLELIC_HEK293_DIR``      VCFs with allelic depth (``*.vcf.gz``)           unset
+``ALLELIC_PRETRAIN_CORPUS`` unlabelled DNA for MLM pretraining: a FASTA/TSV  unset: ``allelic pretrain``
+                            file or a folder of them (``allelic.pretrain``)  needs ``--corpus``
+``ALLELIC_TOKENIZER_DIR``   a tokenizer folder holding ``tokenizer.json``    unset: a BPE tokenizer is
+                            (e.g. the published DNABERT-2 one)              trained on the corpus
 ==========================  ===============================================  ==============================
 
 Profiles (``notebooks/profiles.yml``) name parameter sets: ``smoke`` (seconds on a laptop CPU, used by the tests),
@@ -64,7 +68,8 @@ def chapter_results(chapter: str) -> Path:
     return d
 
 
-def _checked_dir(path, env: str, expected: tuple[str, ...], what: str) -> Path | None:
+def _checked_dir(path, env: str, expected: tuple[str, ...], what: str,
+                 hint: str = "see ../shared/data/entex_ctcf/SOURCE.md for the format") -> Path | None:
     if path in (None, ""):
         path = os.environ.get(env) or None
     if path is None:
@@ -75,8 +80,9 @@ def _checked_dir(path, env: str, expected: tuple[str, ...], what: str) -> Path |
                                 f"expected a folder holding {', '.join(expected)}")
     missing = [f for f in expected if not (p / f).is_file()]
     if missing:
-        raise FileNotFoundError(f"{what} directory {p} lacks {', '.join(missing)}; expected {', '.join(expected)} "
-                                f"(see ../shared/data/entex_ctcf/SOURCE.md for the format)")
+        raise FileNotFoundError(f"{what} directory {p} (from {env} or a parameter) lacks {', '.join(missing)}; "
+                                f"expected {', '.join(expected)} "
+                                f"({hint})")
     return p
 
 
@@ -93,6 +99,35 @@ def hek293_dir(path=None) -> Path | None:
     if p is not None and not sorted(p.glob("*.vcf.gz")):
         raise FileNotFoundError(f"HEK293 VCF directory {p} holds no *.vcf.gz files")
     return p
+
+
+def _checked_path(path, env: str, what: str, expected: str) -> Path | None:
+    if path in (None, ""):
+        path = os.environ.get(env) or None
+    if path is None:
+        return None
+    p = Path(path).expanduser().resolve()
+    if not p.exists():
+        raise FileNotFoundError(f"{what} {p} (from {env} or a parameter) does not exist; expected {expected}")
+    return p
+
+
+def pretrain_corpus(path=None) -> Path | None:
+    """The pretraining corpus from ``path`` or ``$ALLELIC_PRETRAIN_CORPUS`` (a FASTA/TSV file, or a folder of them;
+    see :func:`allelic.pretrain.iter_corpus`); ``None`` when neither is set.
+
+    Raises FileNotFoundError naming the variable when the named file or folder does not exist."""
+    return _checked_path(path, "ALLELIC_PRETRAIN_CORPUS", "pretraining corpus",
+                         "a FASTA (.fa/.fasta/.fna[.gz]) or TSV (.tsv[.gz], 'sequence' column) file, or a folder of them")
+
+
+def tokenizer_dir(path=None) -> Path | None:
+    """A tokenizer folder (holding ``tokenizer.json``, e.g. the published DNABERT-2 tokenizer) from ``path`` or
+    ``$ALLELIC_TOKENIZER_DIR``; ``None`` when neither is set.
+
+    Raises FileNotFoundError naming the variable when the folder is missing or lacks ``tokenizer.json``."""
+    return _checked_dir(path, "ALLELIC_TOKENIZER_DIR", ("tokenizer.json",), "tokenizer",
+                        hint="a save_pretrained tokenizer folder, e.g. ../shared/models/dnabert2-117m-tokenizer")
 
 
 def profiles_path() -> Path:

@@ -24,6 +24,14 @@ Padded positions are dropped from attention as keys; their own outputs are set t
 :func:`load_model` opens any checkpoint directory: DNABERT-2 style ones (published or saved by us) with
 :func:`load_dnabert2`, anything else (DNABERT v1 k-mer BERT, Nucleotide-Transformer-like models) with the
 ``transformers`` Auto classes (``local_files_only``, eager attention so that attentions can be returned).
+
+.. warning::
+   **Load DNABERT-2 checkpoints with** :func:`load_model`, **not** ``transformers.AutoModel.from_pretrained``. The
+   published ``config.json`` says ``"model_type": "bert"``; without its remote code, the Auto classes build
+   transformers' own ``BertModel``, find none of the MosaicBERT tensor names (``Wqkv``, ``gated_layers``) and
+   initialise the whole encoder at random, with only a load report and no error. :func:`load_model` recognises the
+   checkpoint and loads it into the native classes here; for other architectures it goes through the Auto classes
+   but raises when encoder weights would be left at random.
 """
 import json
 import logging
@@ -58,7 +66,8 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "DNABert2Config", "DNABert2PreTrainedModel", "DNABert2Model", "DNABert2ForMaskedLM",
     "DNABert2ForSequenceClassification", "alibi_slopes", "alibi_bias", "load_dnabert2", "load_model",
-    "is_dnabert2_checkpoint", "model_summary", "flops_per_token", "TASKS",
+    "is_dnabert2_checkpoint", "is_pair_model", "has_classifier", "model_summary", "flops_per_token", "TASKS",
+    "POOLINGS", "HEADS",
 ]
 
 TASKS = ("classification", "mlm", "base")
@@ -73,6 +82,14 @@ class DNABert2Config(PretrainedConfig):
     ``alibi_starting_size`` is the size of the cached ALiBi bias; it grows when a longer input comes (no limit on the
     input length). ``max_position_embeddings`` is kept for compatibility only: there are no position embeddings.
     ``classifier_dropout`` (None: ``hidden_dropout_prob``) is the dropout before the classification layer.
+
+    Classification heads (not in the published config; its defaults are the published behaviour):
+
+    * ``classifier_pooling``: ``"cls"`` (the pooler: ``tanh(dense(h[CLS]))``, as DNABERT-2) or ``"mean"`` (the same
+      dense + tanh on the mean of the real tokens' last hidden states);
+    * ``classifier_head``: ``"reference"`` (one window, the SNV's reference allele) or ``"siamese"`` (the shared
+      encoder reads the reference and the alternative window; the classifier sees ``[e_ref, e_alt, e_alt - e_ref]``,
+      as entexBERT-2 does), so the model sees what the alternative allele changes.
     """
 
     model_type = "dnabert2"
@@ -93,6 +110,8 @@ class DNABert2Config(PretrainedConfig):
     classifier_dropout: float | None = None
     alibi_starting_size: int = 512
     tie_word_embeddings: bool = True
+    classifier_pooling: str = "cls"
+    classifier_head: str = "reference"
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -430,27 +449,67 @@ class DNABert2ForMaskedLM(DNABert2PreTrainedModel):
         return res if rd else res.to_tuple()
 
 
+POOLINGS = ("cls", "mean")
+HEADS = ("reference", "siamese")
+
+
 class DNABert2ForSequenceClassification(DNABert2PreTrainedModel):
-    """Encoder + pooler, dropout (``classifier_dropout`` or ``hidden_dropout_prob``), linear classifier.
+    """Encoder + pooling, dropout (``classifier_dropout`` or ``hidden_dropout_prob``), linear classifier.
+
+    ``config.classifier_pooling`` and ``config.classifier_head`` choose the pooling (CLS or masked mean) and the head
+    (reference window only, or siamese over the reference and alternative windows: ``alt_input_ids`` and
+    ``alt_attention_mask`` are then required and the classifier reads ``[e_ref, e_alt, e_alt - e_ref]``, 3 x hidden).
 
     Loss: MSE for ``num_labels == 1`` (regression), cross-entropy for integer labels, BCE-with-logits for float
     labels of shape (b, num_labels) (multi-label); ``config.problem_type`` overrides the choice."""
 
     def __init__(self, config: DNABert2Config):
         super().__init__(config)
+        pooling = getattr(config, "classifier_pooling", "cls") or "cls"
+        head = getattr(config, "classifier_head", "reference") or "reference"
+        if pooling not in POOLINGS:
+            raise ValueError(f"classifier_pooling must be one of {POOLINGS}, got {pooling!r}")
+        if head not in HEADS:
+            raise ValueError(f"classifier_head must be one of {HEADS}, got {head!r}")
+        self.pooling, self.siamese = pooling, head == "siamese"
         self.num_labels = config.num_labels
         self.bert = DNABert2Model(config)
         p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
         self.dropout = nn.Dropout(p)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.classifier = nn.Linear(config.hidden_size * (3 if self.siamese else 1), config.num_labels)
         self.post_init()
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, position_ids=None,
-                inputs_embeds=None, output_attentions=None, output_hidden_states=None, return_dict=None):
-        oa, oh, rd = self._flags(output_attentions, output_hidden_states, return_dict)
+    def embed(self, input_ids=None, attention_mask=None, token_type_ids=None, inputs_embeds=None,
+              output_attentions=False, output_hidden_states=False):
+        """The pooled embedding of one window, (b, hidden), and the encoder output."""
         out = self.bert(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
-                        inputs_embeds=inputs_embeds, output_attentions=oa, output_hidden_states=oh, return_dict=True)
-        logits = self.classifier(self.dropout(out.pooler_output))
+                        inputs_embeds=inputs_embeds, output_attentions=output_attentions,
+                        output_hidden_states=output_hidden_states, return_dict=True)
+        if self.pooling == "cls":
+            return out.pooler_output, out
+        h = out.last_hidden_state  # zero at padded positions
+        if attention_mask is None:
+            mean = h.mean(1)
+        else:
+            m = attention_mask.to(h.dtype).unsqueeze(-1)
+            mean = (h * m).sum(1) / m.sum(1).clamp(min=1)
+        return self.bert.pooler.activation(self.bert.pooler.dense(mean)), out
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, position_ids=None,
+                inputs_embeds=None, output_attentions=None, output_hidden_states=None, return_dict=None,
+                alt_input_ids=None, alt_attention_mask=None):
+        """``alt_input_ids`` / ``alt_attention_mask`` (b, s'): the alternative-allele windows (siamese head only).
+        Attentions and hidden states returned are those of the reference window."""
+        oa, oh, rd = self._flags(output_attentions, output_hidden_states, return_dict)
+        pooled, out = self.embed(input_ids, attention_mask, token_type_ids, inputs_embeds, oa, oh)
+        if self.siamese:
+            if alt_input_ids is None:
+                raise ValueError("a siamese classifier needs alt_input_ids (the alternative-allele windows)")
+            alt, _ = self.embed(alt_input_ids, alt_attention_mask)
+            pooled = torch.cat([pooled, alt, alt - pooled], dim=-1)
+        elif alt_input_ids is not None:
+            raise ValueError("alt_input_ids given to a reference-only classifier (classifier_head='reference')")
+        logits = self.classifier(self.dropout(pooled))
         loss = None
         if labels is not None:
             labels = labels.to(logits.device)
@@ -473,6 +532,11 @@ class DNABert2ForSequenceClassification(DNABert2PreTrainedModel):
         res = SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states,
                                        attentions=out.attentions)
         return res if rd else res.to_tuple()
+
+
+def is_pair_model(model) -> bool:
+    """True for a classifier that reads both alleles (``classifier_head == "siamese"``)."""
+    return getattr(getattr(model, "config", None), "classifier_head", "reference") == "siamese"
 
 
 def _register_auto_classes() -> None:
@@ -505,7 +569,8 @@ _TASK_CLASSES = {"classification": DNABert2ForSequenceClassification, "mlm": DNA
 _CONFIG_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
                 "hidden_act", "hidden_dropout_prob", "attention_probs_dropout_prob", "max_position_embeddings",
                 "type_vocab_size", "initializer_range", "layer_norm_eps", "pad_token_id", "classifier_dropout",
-                "alibi_starting_size", "tie_word_embeddings", "problem_type", "bos_token_id", "eos_token_id")
+                "alibi_starting_size", "tie_word_embeddings", "problem_type", "bos_token_id", "eos_token_id",
+                "classifier_pooling", "classifier_head")
 _WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 
 
@@ -656,7 +721,8 @@ def load_dnabert2(path, *, task: str = "classification", num_labels: int | None 
         k, got, want = bad[0]
         raise ValueError(f"{path}: tensor {k} has shape {got} but the config gives {want}"
                          + (f" (and {len(bad) - 1} more mismatches)" if len(bad) > 1 else "")
-                         + ("; pass num_labels matching the checkpoint's classifier" if k.startswith("classifier.") else ""))
+                         + ("; pass num_labels and classifier_head matching the checkpoint's classifier"
+                            if k.startswith("classifier.") else ""))
     missing, unexpected = model.load_state_dict(sd, strict=False)
     if task == "mlm" and getattr(config, "tie_word_embeddings", True):
         missing = [k for k in missing if k != decoder_w]
@@ -706,7 +772,21 @@ def load_model(path, *, task: str = "classification", num_labels: int | None = 2
         kw["num_labels"] = num_labels
         if raw.get("id2label") and len(raw["id2label"]) != num_labels:
             logger.info("%s: id2label has %d labels, loading with num_labels=%d", path, len(raw["id2label"]), num_labels)
-    return _AUTO[task].from_pretrained(str(path), **kw).eval()
+    model, info = _AUTO[task].from_pretrained(str(path), output_loading_info=True, **kw)
+    heads = ("classifier.", "cls.", "pooler.", "lm_head.", "score.")
+    random_body = [k for k in info.get("missing_keys", ()) if not any(h in k for h in heads)]
+    if random_body:
+        raise ValueError(f"{path}: {len(random_body)} encoder weight(s) of {type(model).__name__} are not in the "
+                         f"checkpoint and would be random ({', '.join(sorted(random_body)[:3])} ...): the "
+                         f"checkpoint's architecture does not match its config.json (model_type "
+                         f"{raw.get('model_type')!r})")
+    return model.eval()
+
+
+def has_classifier(path) -> bool:
+    """True when a checkpoint directory holds trained classifier weights (a fine-tuned model), False for a
+    pretrained-only encoder, whose classification head :func:`load_model` would initialise at random."""
+    return any(k.split(".")[0] in ("classifier", "score") or ".classifier." in k for k in _weight_names(Path(path)))
 
 
 # ---------------------------------------------------------------------------------------------------------------------

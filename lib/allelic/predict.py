@@ -4,10 +4,15 @@
     allelic predict --model DIR --vcf variants.vcf.gz --fasta genome.fa [--sample NAME] --out scores.tsv
 
 ``--windows``: a TSV with a ``sequence`` column (other columns are carried to the output); every sequence must have
-the model's window length (``--window``, default from the model card, else 200) and only A, C, G, T, N.
+the model's window length (``--window``, default from the model card, else 200) and only A, C, G, T, N. A siamese
+model (it reads both alleles) also needs an ``alt_sequence`` column.
 ``--vcf --fasta``: windows are cut around each biallelic SNV of the VCF (heterozygous ones of ``--sample`` when
-given) with the SNV at the centre; both alleles are scored and ``delta = score_alt - score_ref`` is reported.
+given) with the SNV at the centre. A reference-only model scores both alleles and reports
+``delta = score_alt - score_ref``; a siamese model gives one ``score`` per SNV from the pair.
 The device is chosen automatically (GPU when present) and sequences are scored in batches.
+
+The model must be a fine-tuned classifier: a checkpoint without trained classifier weights (a pretrained-only
+encoder, e.g. the published DNABERT-2-117M) is refused, since its scores would come from a random head.
 """
 from __future__ import annotations
 
@@ -74,6 +79,20 @@ def windows_from_vcf(vcf, fasta, *, window: int = 200, sample=None, ledger: Ledg
     return w[["chrom", "pos", "ref", "alt", "seq_ref", "seq_alt"]]
 
 
+def load_classifier(model_dir):
+    """The fine-tuned AS classifier in ``model_dir`` (:func:`allelic.models.load_model`). Raises ValueError naming
+    the directory when it holds no trained classifier weights (a pretrained-only encoder would score at random)."""
+    from .models import has_classifier, load_model
+
+    model_dir = Path(model_dir)
+    model = load_model(model_dir, task="classification")
+    if not has_classifier(model_dir):
+        raise ValueError(f"{model_dir}: no trained classifier weights (a pretrained-only checkpoint); its scores would "
+                         f"come from a randomly initialised head. Fine-tune it first (allelic.language_model."
+                         f"fit_assays, or chapter 04, which saves results/04/models/<data>_<assay>/)")
+    return model
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="allelic predict", description="Score SNV windows with a fine-tuned model.")
     ap.add_argument("--model", required=True, help="checkpoint directory (model + tokenizer)")
@@ -88,26 +107,38 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="-", help="output TSV (default stdout)")
     a = ap.parse_args(argv)
     try:
-        from .models import load_model
+        from .models import is_pair_model
         from .tokenize import load_tokenizer
         from .train import predict
 
         model_dir = Path(a.model)
         window = _window_length(model_dir, a.window)
-        model, tok = load_model(model_dir, task="classification"), load_tokenizer(model_dir)
+        model, tok = load_classifier(model_dir), load_tokenizer(model_dir)
+        pair = is_pair_model(model)
         if a.windows:
             table = pd.read_csv(a.windows, sep="\t")
-            if "sequence" not in table.columns:
-                raise ValueError(f"{a.windows}: no 'sequence' column (columns: {', '.join(table.columns)})")
-            check_windows(table["sequence"], window, a.windows)
-            table["score"] = predict(model, tok, table["sequence"].str.upper(), batch_size=a.batch_size, device=a.device)
+            need = ["sequence", "alt_sequence"] if pair else ["sequence"]
+            missing = [c for c in need if c not in table.columns]
+            if missing:
+                raise ValueError(f"{a.windows}: no {', '.join(map(repr, missing))} column"
+                                 f"{' (this siamese model reads both alleles)' if pair else ''} "
+                                 f"(columns: {', '.join(table.columns)})")
+            for c in need:
+                check_windows(table[c], window, a.windows)
+            alt = table["alt_sequence"].str.upper() if pair else None
+            table["score"] = predict(model, tok, table["sequence"].str.upper(), alt, batch_size=a.batch_size,
+                                     device=a.device)
         else:
             if not a.fasta:
                 raise ValueError("--vcf needs --fasta")
             table = windows_from_vcf(a.vcf, a.fasta, window=window, sample=a.sample)
-            table["score_ref"] = predict(model, tok, table["seq_ref"], batch_size=a.batch_size, device=a.device)
-            table["score_alt"] = predict(model, tok, table["seq_alt"], batch_size=a.batch_size, device=a.device)
-            table["delta"] = table["score_alt"] - table["score_ref"]
+            if pair:
+                table["score"] = predict(model, tok, table["seq_ref"], table["seq_alt"], batch_size=a.batch_size,
+                                         device=a.device)
+            else:
+                table["score_ref"] = predict(model, tok, table["seq_ref"], batch_size=a.batch_size, device=a.device)
+                table["score_alt"] = predict(model, tok, table["seq_alt"], batch_size=a.batch_size, device=a.device)
+                table["delta"] = table["score_alt"] - table["score_ref"]
             table = table.drop(columns=["seq_ref", "seq_alt"])
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -85,17 +85,13 @@ def seed_everything(random_state: int) -> None:
 
 def tokenize_all(tokenizer, sequences, *, max_length: int | None = None):
     """Tokenise sequences once: ``(input_ids, attention_mask)`` int64 tensors of shape (n, tokens), padded to the
-    longest (or ``max_length``). Raises ValueError naming the first sequence with a character other than ACGTN."""
-    import torch
+    longest (or ``max_length``, truncating longer encodings). The one encoder of the project,
+    :func:`allelic.tokenize.encode`, does the work, so a k-mer tokenizer gets overlapping k-mers and a BPE tokenizer
+    the raw window. Raises ValueError naming the first sequence with a character other than A, C, G, T, N."""
+    from .tokenize import encode
 
-    seqs = [str(s).upper() for s in sequences]
-    bad = next(((i, s) for i, s in enumerate(seqs) if set(s) - set("ACGTN")), None)
-    if bad is not None:
-        i, s = bad
-        raise ValueError(f"sequence {i} holds characters other than A, C, G, T, N: {sorted(set(s) - set('ACGTN'))}")
-    enc = tokenizer(seqs, padding="longest" if max_length is None else "max_length", truncation=max_length is not None,
-                    max_length=max_length, return_tensors="pt")
-    return enc["input_ids"].to(torch.long), enc["attention_mask"].to(torch.long)
+    enc = encode(tokenizer, list(sequences), max_length=max_length, truncation=max_length is not None)
+    return enc["input_ids"], enc["attention_mask"]
 
 
 def _autocast(device, bf16):
@@ -197,7 +193,8 @@ def _run(model, n_examples: int, micro_loss, evaluate_fn, cfg: TrainConfig, out_
     model.to(device)
     _freeze(model, cfg.freeze_layers)
     micro_per_epoch = max(1, math.ceil(n_examples / cfg.batch_size))
-    steps_per_epoch = max(1, micro_per_epoch // cfg.grad_accum)
+    # the last, possibly short, accumulation of an epoch is an optimiser step of its own
+    steps_per_epoch = math.ceil(micro_per_epoch / cfg.grad_accum)
     total = cfg.max_steps or steps_per_epoch * cfg.epochs
     eval_every = cfg.eval_every or steps_per_epoch
     ckpt_every = cfg.checkpoint_every or eval_every
@@ -280,38 +277,64 @@ def _run(model, n_examples: int, micro_loss, evaluate_fn, cfg: TrainConfig, out_
     return res
 
 
+def _inputs(ids, mask, alt, i, device) -> dict:
+    """Model inputs of the examples ``i`` (a tensor of indices or a slice); ``alt``: the alternative windows'
+    ``(ids, mask)`` for a siamese model, else None."""
+    x = {"input_ids": ids[i].to(device), "attention_mask": mask[i].to(device)}
+    if alt is not None:
+        x["alt_input_ids"], x["alt_attention_mask"] = alt[0][i].to(device), alt[1][i].to(device)
+    return x
+
+
 def finetune(model, tokenizer, train: pd.DataFrame, val: pd.DataFrame | None = None, *, config: TrainConfig | None = None,
-             out_dir=None, seq_col: str = "seq_ref", label_col: str = "label", resume: bool = False,
-             max_length: int | None = None, stop_after: int | None = None) -> TrainResult:
+             out_dir=None, seq_col: str = "seq_ref", alt_col: str = "seq_alt", label_col: str = "label",
+             resume: bool = False, max_length: int | None = None, stop_after: int | None = None) -> TrainResult:
     """Fine-tune a sequence-classification model (``num_labels=2``) on ``train[seq_col]`` -> ``train[label_col]``.
 
-    Validation AUROC/AUPRC are computed on ``val`` at each evaluation; the weights with the best validation AUPRC are
-    returned (early stopping with ``config.early_stopping_patience``). With ``out_dir`` a checkpoint is written every
-    ``config.checkpoint_every`` steps and ``resume=True`` continues from it exactly. ``stop_after`` stops after that
-    many optimiser steps (to test interruption)."""
+    A siamese model (``config.classifier_head == "siamese"``) also reads the alternative-allele windows
+    ``train[alt_col]``. Validation AUROC/AUPRC are computed on ``val`` at each evaluation; the weights with the best
+    validation AUPRC are returned (early stopping with ``config.early_stopping_patience``). With ``out_dir`` a
+    checkpoint is written every ``config.checkpoint_every`` steps and ``resume=True`` continues from it exactly.
+    ``stop_after`` stops after that many optimiser steps (to test interruption)."""
     import torch
 
+    from .evaluate import binary_metrics
+    from .models import is_pair_model
+
     cfg = config or TrainConfig()
-    ids, mask = tokenize_all(tokenizer, train[seq_col], max_length=max_length)
+    pair = is_pair_model(model)
+
+    def tensors(df):
+        ids, mask = tokenize_all(tokenizer, df[seq_col], max_length=max_length)
+        alt = tokenize_all(tokenizer, _alt_column(df, alt_col), max_length=max_length) if pair else None
+        return ids, mask, alt
+
+    ids, mask, alt = tensors(train)
     y = torch.as_tensor(train[label_col].to_numpy().astype(np.int64))
     if val is not None and len(val):
-        v_ids, v_mask = tokenize_all(tokenizer, val[seq_col], max_length=max_length)
+        v_ids, v_mask, v_alt = tensors(val)
         v_y = val[label_col].to_numpy().astype(int)
 
     def micro_loss(idx, device, key):
         i = torch.as_tensor(idx)
-        return model(input_ids=ids[i].to(device), attention_mask=mask[i].to(device), labels=y[i].to(device)).loss
+        return model(**_inputs(ids, mask, alt, i, device), labels=y[i].to(device)).loss
 
     def evaluate_fn():
         if val is None or not len(val):
             return None
-        from .evaluate import binary_metrics
-
-        p = _scores(model, v_ids, v_mask, batch_size=max(cfg.batch_size, 64), device=resolve_device(cfg.device), bf16=cfg.bf16)
+        p = _scores(model, v_ids, v_mask, v_alt, batch_size=max(cfg.batch_size, 64), device=resolve_device(cfg.device),
+                    bf16=cfg.bf16)
         m = binary_metrics(v_y, p)
         return {"val_auroc": m["auroc"], "val_auprc": m["auprc"]}
 
     return _run(model, len(train), micro_loss, evaluate_fn, cfg, out_dir, resume, "fine-tune", stop_after)
+
+
+def _alt_column(df: pd.DataFrame, alt_col: str):
+    if alt_col not in df.columns:
+        raise ValueError(f"a siamese model needs the alternative-allele windows: no column {alt_col!r} "
+                         f"(columns: {', '.join(map(str, df.columns))})")
+    return df[alt_col]
 
 
 def mask_tokens(input_ids, attention_mask, tokenizer, *, mlm_probability: float = 0.15, generator=None):
@@ -336,9 +359,11 @@ def mask_tokens(input_ids, attention_mask, tokenizer, *, mlm_probability: float 
 
 
 def pretrain_mlm(model, tokenizer, sequences, *, config: TrainConfig | None = None, out_dir=None,
-                 mlm_probability: float = 0.15, resume: bool = False, max_length: int | None = None) -> TrainResult:
+                 mlm_probability: float = 0.15, resume: bool = False, max_length: int | None = None,
+                 stop_after: int | None = None) -> TrainResult:
     """Masked-language-model pretraining on ``sequences`` (e.g. windows of the genome). Masks are drawn per micro-batch
-    from a generator seeded by ``(random_state, epoch, batch)``, so runs and resumed runs are reproducible."""
+    from a generator seeded by ``(random_state, epoch, batch)``, so runs and resumed runs are reproducible
+    (``out_dir`` + ``resume=True``; ``stop_after`` stops after that many optimiser steps, to test interruption)."""
     import torch
 
     cfg = config or TrainConfig(learning_rate=5e-4, early_stopping_patience=None)
@@ -350,10 +375,10 @@ def pretrain_mlm(model, tokenizer, sequences, *, config: TrainConfig | None = No
         masked, labels = mask_tokens(ids[i], mask[i], tokenizer, mlm_probability=mlm_probability, generator=g)
         return model(input_ids=masked.to(device), attention_mask=mask[i].to(device), labels=labels.to(device)).loss
 
-    return _run(model, len(ids), micro_loss, lambda: None, cfg, out_dir, resume, "MLM pretraining")
+    return _run(model, len(ids), micro_loss, lambda: None, cfg, out_dir, resume, "MLM pretraining", stop_after)
 
 
-def _scores(model, ids, mask, *, batch_size=256, device=None, bf16="auto") -> np.ndarray:
+def _scores(model, ids, mask, alt=None, *, batch_size=256, device=None, bf16="auto") -> np.ndarray:
     import torch
 
     device = device or next(model.parameters()).device
@@ -361,12 +386,23 @@ def _scores(model, ids, mask, *, batch_size=256, device=None, bf16="auto") -> np
     out = []
     with torch.no_grad(), _autocast(device, bf16):
         for s in range(0, len(ids), batch_size):
-            logits = model(input_ids=ids[s:s + batch_size].to(device), attention_mask=mask[s:s + batch_size].to(device)).logits
+            logits = model(**_inputs(ids, mask, alt, slice(s, s + batch_size), device)).logits
             out.append(torch.softmax(logits.float(), dim=-1)[:, 1].cpu())
     return torch.cat(out).numpy() if out else np.zeros(0)
 
 
-def predict(model, tokenizer, sequences, *, batch_size: int = 256, device: str = "auto", max_length: int | None = None) -> np.ndarray:
-    """Probability of the positive class (allele-specific) for each sequence, shape (n,); batched, on ``device``."""
+def predict(model, tokenizer, sequences, alt_sequences=None, *, batch_size: int = 256, device: str = "auto",
+            max_length: int | None = None) -> np.ndarray:
+    """Probability of the positive class (allele-specific) for each sequence, shape (n,); batched, on ``device``.
+    A siamese model needs ``alt_sequences`` (the alternative-allele windows, same order)."""
+    from .models import is_pair_model
+
     ids, mask = tokenize_all(tokenizer, sequences, max_length=max_length)
-    return _scores(model, ids, mask, batch_size=batch_size, device=resolve_device(device))
+    alt = None
+    if is_pair_model(model):
+        if alt_sequences is None:
+            raise ValueError("a siamese model scores SNVs from both alleles: pass alt_sequences")
+        alt = tokenize_all(tokenizer, alt_sequences, max_length=max_length)
+        if len(alt[0]) != len(ids):
+            raise ValueError(f"{len(ids)} reference but {len(alt[0])} alternative windows")
+    return _scores(model, ids, mask, alt, batch_size=batch_size, device=resolve_device(device))
