@@ -4,7 +4,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pandas as pd
 import pytest
+
+from allelic.motifs import load_jaspar
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,3 +45,31 @@ def small_sim(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("sim") / "small"
     return simulate.simulate("smoke", out, chrom_length=120_000, tissues=("liver", "lung"), random_state=7)
+
+
+def _pair_toy(n, rng, width=200):
+    """Both alleles: in label-1 examples the SNV at the centre breaks the CTCF consensus on the alternative allele;
+    label-0 examples carry the same motif, unbroken on both alleles (so the reference window alone cannot tell)."""
+    site = load_jaspar(["MA0139.1"])[0].consensus()
+    ref = ["".join(s) for s in rng.choice(list("ACGT"), size=(n, width))]
+    y = rng.integers(0, 2, n)
+    c = width // 2
+    alt = []
+    for i in range(n):
+        p = c - int(rng.integers(2, 17))  # the motif covers the centre base
+        ref[i] = ref[i][:p] + site + ref[i][p + len(site):]
+        a = list(ref[i])
+        if y[i]:
+            a[c] = {"A": "T", "C": "A", "G": "T", "T": "A"}[a[c]]  # a change inside the motif
+        else:
+            far = int(rng.integers(0, 40))  # a change far from the motif
+            a[far] = {"A": "C", "C": "G", "G": "A", "T": "G"}[a[far]]
+        alt.append("".join(a))
+    return pd.DataFrame({"seq_ref": ref, "seq_alt": alt, "label": y})
+
+
+@pytest.fixture(scope="session")
+def pair_toy():
+    """``pair_toy(n, rng)``: a DataFrame ``seq_ref, seq_alt, label`` where only the alternative allele tells the
+    classes apart (see :func:`_pair_toy`)."""
+    return _pair_toy

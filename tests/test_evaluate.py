@@ -76,3 +76,8 @@ def test_paired_comparison_wilcoxon_and_rank_biserial():
     assert r["effect_size"] == pytest.approx(19 / 21)
     with pytest.raises(ValueError, match="lacks column"):
         evaluate.paired_comparison(m.drop(columns="auroc"))
+    # a second seed per fold is not a new independent pair: seeds are averaged within a fold (6 pairs, not 12)
+    m2 = pd.concat([m, m.assign(seed=1, auroc=m["auroc"] + np.where(m["model"] == "cnn", 0.02, 0.0))])
+    r2 = evaluate.paired_comparison(m2).iloc[0]
+    assert r2["n_pairs"] == 6
+    assert r2["median_diff"] == pytest.approx(np.median(d - 0.01))

@@ -152,32 +152,11 @@ def test_grad_accum_covers_every_epoch(tok, n, batch, accum, epochs):
     assert res.history.groupby("epoch").size().tolist() == [per_epoch] * epochs
 
 
-def _pair_toy(n, rng, width=200):
-    """Both alleles: in label-1 examples the SNV at the centre breaks the CTCF consensus on the alternative allele;
-    label-0 examples carry the same motif, unbroken on both alleles (so the reference window alone cannot tell)."""
-    site = motifs.load_jaspar(["MA0139.1"])[0].consensus()
-    ref = _random_dna(n, width, rng)
-    y = rng.integers(0, 2, n)
-    c = width // 2
-    alt = []
-    for i in range(n):
-        p = c - int(rng.integers(2, 17))  # the motif covers the centre base
-        ref[i] = ref[i][:p] + site + ref[i][p + len(site):]
-        a = list(ref[i])
-        if y[i]:
-            a[c] = {"A": "T", "C": "A", "G": "T", "T": "A"}[a[c]]  # a change inside the motif
-        else:
-            far = int(rng.integers(0, 40))  # a change far from the motif
-            a[far] = {"A": "C", "C": "G", "G": "A", "T": "G"}[a[far]]
-        alt.append("".join(a))
-    return pd.DataFrame({"seq_ref": ref, "seq_alt": alt, "label": y})
-
-
-def test_siamese_head_learns_what_the_reference_window_cannot(tok):
+def test_siamese_head_learns_what_the_reference_window_cannot(tok, pair_toy):
     """Labels depend only on what the alternative allele does: the siamese head learns them, the reference-only
     head cannot (its windows carry the motif in both classes)."""
     rng = np.random.default_rng(10)
-    train, val = _pair_toy(1200, rng), _pair_toy(300, rng)
+    train, val = pair_toy(1200, rng), pair_toy(300, rng)
     cfg = TrainConfig(learning_rate=2e-3, batch_size=32, epochs=4, early_stopping_patience=None, progress=False)
     siamese = finetune(_model(tok, classifier_head="siamese", classifier_pooling="mean"), tok, train, val, config=cfg)
     reference = finetune(_model(tok), tok, train, val, config=cfg)

@@ -110,10 +110,13 @@ def balanced_metrics(y, score, *, n_repeats: int = 20, random_state=None) -> dic
 
 
 def paired_comparison(metrics: pd.DataFrame, *, reference: str = "transformer", metric: str = "auroc",
-                      by=("assay",), pair_on=("fold", "seed"), model_col: str = "model") -> pd.DataFrame:
-    """Paired comparison of ``reference`` with every other model over matched evaluations (folds x seeds).
+                      by=("assay",), pair_on=("fold",), average_over=("seed",), model_col: str = "model") -> pd.DataFrame:
+    """Paired comparison of ``reference`` with every other model over matched, independent evaluations.
 
-    For each ``by`` group and model: ``n_pairs``, the medians of both, ``median_diff`` (reference - model), the
+    The pairs are the independent units ``pair_on`` (chromosome folds: disjoint test chromosomes). Repeated runs
+    within a unit (``average_over``: model seeds on the same fold) are not independent, so they are averaged first
+    rather than counted as extra pairs (which would inflate the test's n). For each ``by`` group and model:
+    ``n_pairs``, the medians of both, ``median_diff`` (reference - model), the
     two-sided Wilcoxon signed-rank test (``statistic``, ``p_value``; exact for small samples, ``zero_method="wilcox"``)
     and the matched-pairs rank-biserial correlation ``effect_size`` in [-1, 1] (positive: the reference is better),
     ``r = (W+ - W-) / (W+ + W-)`` over the non-zero differences. With fewer than 2 non-zero pairs the test is NaN."""
@@ -123,6 +126,8 @@ def paired_comparison(metrics: pd.DataFrame, *, reference: str = "transformer", 
     missing = [c for c in by + [model_col, metric] if c not in metrics.columns]
     if missing:
         raise ValueError(f"metrics table lacks column(s) {', '.join(missing)}")
+    if pair_on and any(c in metrics.columns for c in average_over):
+        metrics = metrics.groupby(by + [model_col] + pair_on, as_index=False, sort=True)[metric].mean()
     rows = []
     for key, g in metrics.groupby(by, sort=True):
         key = key if isinstance(key, tuple) else (key,)

@@ -152,21 +152,38 @@ def describe_checkpoint(path) -> dict:
 @dataclass
 class AssayFit:
     """Fine-tuning of one assay: held-out ``scores`` (example_id, assay, label, score), ``metrics`` (one row:
-    assay, auroc, auprc, n_train, n_test, best_step, seconds), the training ``history``, and the model."""
+    assay, head, pooling, learning_rate, val_auroc, val_auprc, auroc, auprc, n_train, n_val, n_test, best_step,
+    seconds), the training ``history``, the model (``keep_models``) and the saved checkpoint directory
+    (``save_dir``)."""
 
     assay: str
     scores: pd.DataFrame
     metrics: dict
     history: pd.DataFrame
     model: object = field(repr=False, default=None)
+    model_dir: Path | None = None
 
 
-def fit_assays(examples: pd.DataFrame, checkpoint, *, train_config=None, assays=None, seq_col: str = "seq_ref",
-               out_dir=None, resume: bool = False, keep_models: bool = False) -> list[AssayFit]:
+def _parts(examples: pd.DataFrame, assay: str) -> dict:
+    ex = examples[examples["assay"] == assay]
+    parts = {s: ex[ex["split"] == s] for s in ("train", "val", "test")}
+    if parts["train"]["label"].nunique() < 2 or parts["test"]["label"].nunique() < 2:
+        raise ValueError(f"assay {assay}: train and test splits need both classes "
+                         f"(train {parts['train']['label'].value_counts().to_dict()}, test {parts['test']['label'].value_counts().to_dict()})")
+    return parts
+
+
+def fit_assays(examples: pd.DataFrame, checkpoint, *, train_config=None, assays=None, head: str = "reference",
+               pooling: str = "cls", seq_col: str = "seq_ref", alt_col: str = "seq_alt", out_dir=None,
+               resume: bool = False, keep_models: bool = False, save_dir=None, data_name: str = "data") -> list[AssayFit]:
     """Fine-tune ``checkpoint`` once per assay on ``split == "train"`` (early stopping on ``"val"``), score ``"test"``.
 
     ``examples`` has the columns of :mod:`allelic.datasets` (``example_id, assay, label, seq_ref, seq_alt, split``).
-    Each assay's run writes its checkpoint and ``metrics.json`` under ``out_dir/<assay>/``."""
+    ``head`` (``"reference"`` or ``"siamese"``: both alleles) and ``pooling`` (``"cls"`` or ``"mean"``) choose the
+    classifier (:class:`allelic.models.DNABert2ForSequenceClassification`). Each assay's training run writes its
+    ``checkpoint.pt`` and ``metrics.json`` under ``out_dir/<assay>/``; with ``save_dir`` the fine-tuned model is kept
+    as a checkpoint directory ``save_dir/<data_name>_<assay>/`` (weights, tokenizer, ``model_card.json``) that
+    :func:`allelic.models.load_model` and ``allelic predict`` load."""
     from .evaluate import binary_metrics
     from .models import load_model
     from .tokenize import load_tokenizer
@@ -176,19 +193,101 @@ def fit_assays(examples: pd.DataFrame, checkpoint, *, train_config=None, assays=
     tok = load_tokenizer(checkpoint)
     fits = []
     for assay in assays or sorted(examples["assay"].unique()):
-        ex = examples[examples["assay"] == assay]
-        parts = {s: ex[ex["split"] == s] for s in ("train", "val", "test")}
-        if parts["train"]["label"].nunique() < 2 or parts["test"]["label"].nunique() < 2:
-            raise ValueError(f"assay {assay}: train and test splits need both classes "
-                             f"(train {parts['train']['label'].value_counts().to_dict()}, test {parts['test']['label'].value_counts().to_dict()})")
-        model = load_model(checkpoint, task="classification", num_labels=2)
-        res = finetune(model, tok, parts["train"], parts["val"], config=cfg, seq_col=seq_col, resume=resume,
-                       out_dir=Path(out_dir) / assay if out_dir else None)
-        score = predict(res.model, tok, parts["test"][seq_col], device=cfg.device)
-        m = binary_metrics(parts["test"]["label"], score)
-        metrics = {"assay": assay, "auroc": m["auroc"], "auprc": m["auprc"], "n_train": len(parts["train"]),
-                   "n_val": len(parts["val"]), "n_test": len(parts["test"]), "test_pos_frac": m["n_pos"] / max(m["n"], 1),
-                   "best_step": res.best_step, "seconds": res.seconds}
-        scores = parts["test"][["example_id", "assay", "label"]].assign(score=score)
-        fits.append(AssayFit(assay, scores, metrics, res.history, res.model if keep_models else None))
+        parts = _parts(examples, assay)
+        model = load_model(checkpoint, task="classification", num_labels=2, classifier_head=head,
+                           classifier_pooling=pooling)
+        res = finetune(model, tok, parts["train"], parts["val"], config=cfg, seq_col=seq_col, alt_col=alt_col,
+                       resume=resume, out_dir=Path(out_dir) / assay if out_dir else None)
+        test = parts["test"]
+        score = predict(res.model, tok, test[seq_col], test[alt_col] if head == "siamese" else None, device=cfg.device)
+        m = binary_metrics(test["label"], score)
+        metrics = {"assay": assay, "head": head, "pooling": pooling, "learning_rate": cfg.learning_rate,
+                   "val_auroc": res.best.get("val_auroc", np.nan), "val_auprc": res.best.get("val_auprc", np.nan),
+                   "auroc": m["auroc"], "auprc": m["auprc"], "n_train": len(parts["train"]),
+                   "n_val": len(parts["val"]), "n_test": len(test), "test_pos_frac": m["n_pos"] / max(m["n"], 1),
+                   "best_step": res.best_step, "best_epoch": int(res.best.get("epoch", -1)) + 1, "seconds": res.seconds}
+        scores = test[["example_id", "assay", "label"]].assign(score=score)
+        model_dir = None
+        if save_dir is not None:
+            model_dir = save_finetuned(res.model, tok, Path(save_dir) / f"{data_name}_{assay}", checkpoint=checkpoint,
+                                       metrics=metrics, train_config=cfg, window=len(test[seq_col].iloc[0]),
+                                       data_name=data_name)
+        fits.append(AssayFit(assay, scores, metrics, res.history, res.model if keep_models else None, model_dir))
     return fits
+
+
+def save_finetuned(model, tokenizer, out_dir, *, checkpoint, metrics: dict, train_config, window: int,
+                   data_name: str) -> Path:
+    """Save a fine-tuned classifier as a checkpoint directory (``save_pretrained`` weights and config, tokenizer,
+    ``model_card.json`` naming the pretrained checkpoint, the data, the head, the fine-tuning settings and the
+    held-out metrics). Returns the directory."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    out = Path(out_dir)
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    base = describe_checkpoint(checkpoint)
+    card = {"model": f"fine-tuned AS classifier ({metrics['head']} head, {metrics['pooling']} pooling) on "
+                     f"{base.get('model', checkpoint)}",
+            "task": f"is the SNV at the window centre allele-specific in {metrics['assay']} ({data_name})?",
+            "pretrained_from": {k: base.get(k) for k in ("model", "pretraining", "source", "key") if k in base},
+            "spec": {"window": int(window), "snv_offset": int(window) // 2},
+            "head": metrics["head"], "pooling": metrics["pooling"], "data": data_name,
+            "fine_tuning": dataclasses.asdict(train_config), "metrics": metrics,
+            "inputs": "reference window (sequence)" + (" and alternative window (alt_sequence)"
+                                                        if metrics["head"] == "siamese" else "")}
+    (out / MODEL_CARD).write_text(json.dumps(card, indent=1, default=float))
+    return out
+
+
+@dataclass
+class Selection:
+    """Model selection on validation chromosomes. ``search``: one row per assay x candidate (the metrics of
+    :func:`fit_assays`; ``selected`` marks the choice, made on ``metric`` of the validation split only, test columns
+    reported for the record); ``fits``: the selected fit of each assay."""
+
+    search: pd.DataFrame
+    fits: list
+
+
+def candidate_grid(heads=("reference",), poolings=("cls",), learning_rates=(5e-4,)) -> list[dict]:
+    """Every combination of head, pooling and learning rate, as keyword dicts for :func:`select_and_fit`."""
+    return [{"head": h, "pooling": p, "learning_rate": lr} for h in heads for p in poolings for lr in learning_rates]
+
+
+def select_and_fit(examples: pd.DataFrame, checkpoint, candidates: list[dict], *, train_config=None, assays=None,
+                   metric: str = "val_auroc", seq_col: str = "seq_ref", save_dir=None, data_name: str = "data",
+                   out_dir=None, **fit_kw) -> Selection:
+    """Fine-tune every candidate (``{"head", "pooling", "learning_rate"}``) per assay and keep, per assay, the one
+    with the best ``metric`` on the validation split (ties: the earlier candidate). The number of epochs is chosen
+    on the validation split too (early stopping keeps the best step). Test metrics of every candidate are recorded,
+    never used to choose. Only the selected model of each assay is saved (``save_dir/<data_name>_<assay>/``)."""
+    from .tokenize import load_tokenizer
+    from .train import TrainConfig
+
+    cfg = train_config or TrainConfig()
+    rows, fits = [], []
+    for assay in assays or sorted(examples["assay"].unique()):
+        best, best_cfg = None, None
+        for i, cand in enumerate(candidates):
+            c = dataclasses.replace(cfg, learning_rate=cand.get("learning_rate", cfg.learning_rate))
+            fit = fit_assays(examples, checkpoint, train_config=c, assays=[assay], head=cand.get("head", "reference"),
+                             pooling=cand.get("pooling", "cls"), seq_col=seq_col, keep_models=True,
+                             out_dir=Path(out_dir) / f"candidate{i}" if out_dir else None, **fit_kw)[0]
+            fit.metrics["candidate"] = i
+            rows.append(dict(fit.metrics))
+            if best is None or fit.metrics[metric] > best.metrics[metric]:
+                best, best_cfg = fit, c
+        if save_dir is not None:
+            best.model_dir = save_finetuned(best.model, load_tokenizer(checkpoint), Path(save_dir) / f"{data_name}_{assay}",
+                                            checkpoint=checkpoint, metrics=best.metrics, train_config=best_cfg,
+                                            window=len(examples[seq_col].iloc[0]), data_name=data_name)
+        best.model = None
+        fits.append(best)
+    search = pd.DataFrame(rows)
+    chosen = {(f.assay, f.metrics["candidate"]) for f in fits}
+    search["selected"] = [(a, c) in chosen for a, c in zip(search["assay"], search["candidate"])]
+    return Selection(search, fits)
