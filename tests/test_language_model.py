@@ -36,13 +36,18 @@ def checkpoint(pair_examples, tmp_path_factory):
 def test_selection_uses_validation_only_and_saves_a_loadable_model(pair_examples, checkpoint, tmp_path):
     cands = lm.candidate_grid(heads=("reference", "siamese"), poolings=("mean",), learning_rates=(2e-3,))
     cfg = TrainConfig(batch_size=32, epochs=3, early_stopping_patience=None, progress=False)
-    sel = lm.select_and_fit(pair_examples, checkpoint, cands, train_config=cfg, assays=["CTCF"],
+    sel = lm.select_and_fit(pair_examples, checkpoint, cands, train_config=cfg, select_on=["CTCF"],
                             save_dir=tmp_path / "models", data_name="toy")
     s = sel.search
-    assert len(s) == 2 and s["selected"].sum() == 1
-    chosen = s[s["selected"]].iloc[0]
-    assert chosen["val_auroc"] == s["val_auroc"].max()  # the choice is the best on validation
+    # searched on CTCF (two candidates); POL2 fitted once with CTCF's winner
+    assert s["assay"].tolist() == ["CTCF", "CTCF", "POL2"] and s["searched"].tolist() == [True, True, False]
+    ctcf = s[s["assay"] == "CTCF"]
+    chosen = ctcf[ctcf["selected"]].iloc[0]
+    assert ctcf["selected"].sum() == 1 and chosen["val_auroc"] == ctcf["val_auroc"].max()  # best on validation
     assert chosen["head"] == "siamese" and chosen["auroc"] > 0.8  # only the pair can see the label here
+    pol2 = s[s["assay"] == "POL2"].iloc[0]
+    assert pol2["selected"] and pol2["candidate"] == chosen["candidate"] and pol2["head"] == "siamese"
+    assert [f.assay for f in sel.fits] == ["CTCF", "POL2"] and (tmp_path / "models" / "toy_POL2").is_dir()
     fit = sel.fits[0]
     assert fit.model_dir == tmp_path / "models" / "toy_CTCF" and has_classifier(fit.model_dir)
     card = json.loads((fit.model_dir / "model_card.json").read_text())

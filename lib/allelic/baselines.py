@@ -1301,27 +1301,31 @@ class FinetunedTransformer(Baseline):
     ``model_factory()`` returns a fresh ``AutoModelForSequenceClassification``-like model (``num_labels=2``; a
     factory rather than a model so that :meth:`clone` and :func:`evaluate_models` fit from the same starting
     weights each time); ``fit`` runs :func:`allelic.train.finetune` with ``config`` (a
-    :class:`~allelic.train.TrainConfig`, its ``random_state`` overridden by this object's) on ``seq_col``, and
-    ``predict`` returns :func:`allelic.train.predict`'s probability of the positive class."""
+    :class:`~allelic.train.TrainConfig`, its ``random_state`` overridden by this object's) on ``seq_col`` (and
+    ``alt_col`` for a siamese model, which reads both alleles), and ``predict`` returns
+    :func:`allelic.train.predict`'s probability of the positive class."""
 
     name = "transformer"
 
     def __init__(self, model_factory: Callable, tokenizer, *, config=None, seq_col: str = "seq_ref",
-                 max_length: int | None = None, out_dir=None, batch_size: int = 256, device: str = "auto",
-                 n_threads: int | None = None, random_state=0, verbose: bool = False):
+                 alt_col: str = "seq_alt", max_length: int | None = None, out_dir=None, batch_size: int = 256,
+                 device: str = "auto", n_threads: int | None = None, random_state=0, verbose: bool = False):
         self.model_factory, self.tokenizer, self.config, self.seq_col = model_factory, tokenizer, config, seq_col
-        self.max_length, self.out_dir, self.batch_size, self.device = max_length, out_dir, batch_size, device
-        self.n_threads, self.random_state, self.verbose = n_threads, random_state, verbose
+        self.alt_col, self.max_length, self.out_dir, self.batch_size = alt_col, max_length, out_dir, batch_size
+        self.device, self.n_threads, self.random_state, self.verbose = device, n_threads, random_state, verbose
 
     @classmethod
-    def from_checkpoint(cls, checkpoint, **kwargs) -> "FinetunedTransformer":
+    def from_checkpoint(cls, checkpoint, *, head: str = "reference", pooling: str = "cls",
+                        **kwargs) -> "FinetunedTransformer":
         """Fine-tune a saved checkpoint (tokenizer beside it), as :func:`allelic.language_model.fit_assays`
-        does: ``model_factory = lambda: load_model(checkpoint, task="classification", num_labels=2)``."""
+        does: ``model_factory = lambda: load_model(checkpoint, task="classification", num_labels=2,
+        classifier_head=head, classifier_pooling=pooling)``."""
         from .models import load_model
         from .tokenize import load_tokenizer
 
         def factory():
-            return load_model(checkpoint, task="classification", num_labels=2)
+            return load_model(checkpoint, task="classification", num_labels=2, classifier_head=head,
+                              classifier_pooling=pooling)
 
         return cls(factory, load_tokenizer(checkpoint), **kwargs)
 
@@ -1340,13 +1344,15 @@ class FinetunedTransformer(Baseline):
         tr.seed_everything(self.random_state)
         self.model_ = self.model_factory()
         self.result_ = tr.finetune(self.model_, self.tokenizer, train, val, config=cfg, out_dir=self.out_dir,
-                                   seq_col=self.seq_col, max_length=self.max_length)
+                                   seq_col=self.seq_col, alt_col=self.alt_col, max_length=self.max_length)
         return self
 
     def predict(self, df):
         from . import train as tr
+        from .models import is_pair_model
 
-        return tr.predict(self.model_, self.tokenizer, df[self.seq_col], batch_size=self.batch_size,
+        alt = df[self.alt_col] if is_pair_model(self.model_) else None
+        return tr.predict(self.model_, self.tokenizer, df[self.seq_col], alt, batch_size=self.batch_size,
                           device=self.device, max_length=self.max_length)
 
 

@@ -259,35 +259,59 @@ def candidate_grid(heads=("reference",), poolings=("cls",), learning_rates=(5e-4
 
 
 def select_and_fit(examples: pd.DataFrame, checkpoint, candidates: list[dict], *, train_config=None, assays=None,
-                   metric: str = "val_auroc", seq_col: str = "seq_ref", save_dir=None, data_name: str = "data",
-                   out_dir=None, **fit_kw) -> Selection:
-    """Fine-tune every candidate (``{"head", "pooling", "learning_rate"}``) per assay and keep, per assay, the one
-    with the best ``metric`` on the validation split (ties: the earlier candidate). The number of epochs is chosen
-    on the validation split too (early stopping keeps the best step). Test metrics of every candidate are recorded,
-    never used to choose. Only the selected model of each assay is saved (``save_dir/<data_name>_<assay>/``)."""
+                   select_on=None, metric: str = "val_auroc", seq_col: str = "seq_ref", save_dir=None,
+                   data_name: str = "data", out_dir=None, **fit_kw) -> Selection:
+    """Fine-tune candidates (``{"head", "pooling", "learning_rate"}``) and keep the one with the best ``metric`` on
+    the validation split (ties: the earlier candidate). The number of epochs is chosen on the validation split too
+    (early stopping keeps the best step). Test metrics are recorded, never used to choose.
+
+    ``select_on=None``: every assay gets its own search. ``select_on=["CTCF"]``: the search runs on those assays only
+    (the candidate with the best mean ``metric`` over them wins) and the other assays are fitted once with the
+    winner, which saves the grid's cost where CPU time is short. Only the kept model of each assay is saved
+    (``save_dir/<data_name>_<assay>/``)."""
     from .tokenize import load_tokenizer
     from .train import TrainConfig
 
     cfg = train_config or TrainConfig()
-    rows, fits = [], []
-    for assay in assays or sorted(examples["assay"].unique()):
-        best, best_cfg = None, None
-        for i, cand in enumerate(candidates):
-            c = dataclasses.replace(cfg, learning_rate=cand.get("learning_rate", cfg.learning_rate))
-            fit = fit_assays(examples, checkpoint, train_config=c, assays=[assay], head=cand.get("head", "reference"),
-                             pooling=cand.get("pooling", "cls"), seq_col=seq_col, keep_models=True,
-                             out_dir=Path(out_dir) / f"candidate{i}" if out_dir else None, **fit_kw)[0]
-            fit.metrics["candidate"] = i
-            rows.append(dict(fit.metrics))
-            if best is None or fit.metrics[metric] > best.metrics[metric]:
-                best, best_cfg = fit, c
+    assays = list(assays or sorted(examples["assay"].unique()))
+    searched = [a for a in assays if select_on is None or a in select_on]
+    if not searched:
+        raise ValueError(f"select_on {select_on} names none of the assays {assays}")
+    tok = load_tokenizer(checkpoint)
+
+    def fit(assay, i):
+        cand = candidates[i]
+        c = dataclasses.replace(cfg, learning_rate=cand.get("learning_rate", cfg.learning_rate))
+        f = fit_assays(examples, checkpoint, train_config=c, assays=[assay], head=cand.get("head", "reference"),
+                       pooling=cand.get("pooling", "cls"), seq_col=seq_col, keep_models=True,
+                       out_dir=Path(out_dir) / f"candidate{i}" if out_dir else None, **fit_kw)[0]
+        f.metrics["candidate"] = i
+        return f, c
+
+    fitted = {(a, i): fit(a, i) for a in searched for i in range(len(candidates))}  # (assay, candidate) -> fit, cfg
+    rows = [dict(f.metrics) for f, _ in fitted.values()]
+    table = pd.DataFrame(rows)
+    if select_on is None:  # idxmax: the first best, so ties go to the earlier candidate
+        winner = {a: int(g.loc[g[metric].idxmax(), "candidate"]) for a, g in table.groupby("assay")}
+    else:
+        win = int(table.groupby("candidate")[metric].mean().idxmax())
+        winner = dict.fromkeys(assays, win)
+    kept = {}
+    for assay in assays:
+        kept[assay] = fitted.get((assay, winner[assay])) or fit(assay, winner[assay])
+        if assay not in searched:
+            rows.append(dict(kept[assay][0].metrics))
+    fits = []
+    for assay in assays:
+        f, c = kept[assay]
         if save_dir is not None:
-            best.model_dir = save_finetuned(best.model, load_tokenizer(checkpoint), Path(save_dir) / f"{data_name}_{assay}",
-                                            checkpoint=checkpoint, metrics=best.metrics, train_config=best_cfg,
-                                            window=len(examples[seq_col].iloc[0]), data_name=data_name)
-        best.model = None
-        fits.append(best)
+            f.model_dir = save_finetuned(f.model, tok, Path(save_dir) / f"{data_name}_{assay}", checkpoint=checkpoint,
+                                         metrics=f.metrics, train_config=c, window=len(examples[seq_col].iloc[0]),
+                                         data_name=data_name)
+        f.model = None
+        fits.append(f)
     search = pd.DataFrame(rows)
+    search["searched"] = search["assay"].isin(searched)
     chosen = {(f.assay, f.metrics["candidate"]) for f in fits}
     search["selected"] = [(a, c) in chosen for a, c in zip(search["assay"], search["candidate"])]
     return Selection(search, fits)
