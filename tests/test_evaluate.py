@@ -81,3 +81,20 @@ def test_paired_comparison_wilcoxon_and_rank_biserial():
     r2 = evaluate.paired_comparison(m2).iloc[0]
     assert r2["n_pairs"] == 6
     assert r2["median_diff"] == pytest.approx(np.median(d - 0.01))
+
+
+def test_score_table_auroc_ci_and_balance():
+    rng = np.random.default_rng(0)
+    y = np.r_[np.ones(50, int), np.zeros(150, int)]
+    perfect = y + rng.uniform(0, 0.5, 200)  # every positive above every negative: AUROC 1
+    noise = rng.uniform(0, 1, 200)
+    scores = pd.concat([pd.DataFrame({"model": "perfect", "label": y, "score": perfect}),
+                        pd.DataFrame({"model": "noise", "label": y, "score": noise})])
+    t = evaluate.score_table(scores, n_boot=200, random_state=1).set_index("model")
+    assert list(t.index) == ["perfect", "noise"]
+    assert t.at["perfect", "auroc"] == 1.0 and t.at["perfect", "auroc_low"] == pytest.approx(1.0)
+    assert t.at["perfect", "balanced_auroc"] == 1.0 and t.at["perfect", "pos_frac"] == 0.25
+    from sklearn.metrics import roc_auc_score
+
+    assert t.at["noise", "auroc"] == pytest.approx(roc_auc_score(y, noise))
+    assert t.at["noise", "auroc_low"] < t.at["noise", "auroc"] < t.at["noise", "auroc_high"]

@@ -154,3 +154,20 @@ def paired_comparison(metrics: pd.DataFrame, *, reference: str = "transformer", 
                 rec.update({"statistic": np.nan, "p_value": np.nan, "effect_size": np.nan})
             rows.append(rec)
     return pd.DataFrame(rows)
+
+
+def score_table(scores: pd.DataFrame, *, by: str = "model", n_boot: int = 1000, level: float = 0.95,
+                random_state=None) -> pd.DataFrame:
+    """One row per ``by`` group of held-out scores (columns ``label``, ``score``): ``auroc`` with its percentile
+    bootstrap interval (``auroc_low``, ``auroc_high``; :func:`bootstrap_metrics`), ``auprc``, the
+    ``balanced_auroc`` of :func:`balanced_metrics` (class-balanced subsamples, comparable with results on balanced
+    test sets), ``n`` and ``pos_frac``. Groups keep their order of first appearance."""
+    rows = []
+    for name, g in scores.groupby(by, sort=False):
+        ci = bootstrap_metrics(g["label"], g["score"], n_boot=n_boot, level=level,
+                               random_state=random_state).set_index("metric")
+        bal = balanced_metrics(g["label"], g["score"], random_state=random_state)
+        rows.append({by: name, "auroc": ci.at["auroc", "value"], "auroc_low": ci.at["auroc", "ci_low"],
+                     "auroc_high": ci.at["auroc", "ci_high"], "auprc": ci.at["auprc", "value"],
+                     "balanced_auroc": bal["auroc"], "n": len(g), "pos_frac": float(g["label"].mean())})
+    return pd.DataFrame(rows)

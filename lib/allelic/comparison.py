@@ -1,0 +1,68 @@
+"""The transformer against the baselines on the same leak-free folds (paper figure 9B).
+
+One call runs the whole comparison of chapter 05: for every seed and chromosome fold, every assay's standard
+baselines (:func:`allelic.baselines.all_baselines`) and the fine-tuned transformer
+(:class:`allelic.baselines.FinetunedTransformer`, with the head, pooling and learning rate chosen on validation
+chromosomes in chapter 04) are fitted on the fold's training rows and scored on its held-out chromosomes.
+
+The pretrained checkpoint may differ per fold: a checkpoint pretrained on the windows of one split must not be
+fine-tuned and scored on another split whose test windows it saw. ``checkpoint`` can therefore be a function of
+the fold's example table (e.g. :func:`allelic.language_model.pretrained_checkpoint`, which pretrains on that fold's
+training windows only, or returns a corpus checkpoint from which every labelled window was excluded).
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from .baselines import FinetunedTransformer, all_baselines, evaluate_models
+
+
+def selected_candidates(search: pd.DataFrame, data: str | None = None) -> dict:
+    """``{assay: {"head", "pooling", "learning_rate"}}`` of the rows marked ``selected`` in a model-selection table
+    (:attr:`allelic.language_model.Selection.search`, chapter 04's ``selection.tsv``), for one ``data`` set."""
+    t = search[search["selected"].astype(bool)]
+    if data is not None:
+        t = t[t["data"] == data]
+    if t.empty:
+        raise ValueError(f"no selected candidate{f' for data {data!r}' if data else ''} in the selection table")
+    return {r.assay: {"head": r.head, "pooling": r.pooling, "learning_rate": float(r.learning_rate)}
+            for r in t.itertuples()}
+
+
+def transformer_vs_baselines(folds, checkpoint: Path | str | Callable, *, selection: dict | None = None,
+                             train_config=None, seeds=(0,), quick: bool = False, device: str = "auto"):
+    """Fit the baselines and the transformer on every fold x seed; returns ``(metrics, scores)``.
+
+    ``folds``: example tables or :class:`allelic.datasets.Examples` (e.g. :func:`allelic.datasets.chromosome_folds`).
+    ``checkpoint``: a pretrained checkpoint directory, or ``f(fold_table) -> directory`` called once per fold.
+    ``selection``: per assay, the transformer's ``head``, ``pooling`` and ``learning_rate`` (default: reference
+    head, CLS pooling, ``train_config``'s learning rate). ``metrics`` has the columns of
+    :func:`allelic.baselines.evaluate_models` plus ``fold`` and ``seed``; ``scores`` one row per test example,
+    model, fold and seed."""
+    from .train import TrainConfig
+
+    cfg = train_config or TrainConfig()
+    selection = selection or {}
+    mets, scs = [], []
+    for i, fold in enumerate(folds):
+        table = getattr(fold, "table", fold)
+        ckpt = checkpoint(table) if callable(checkpoint) else checkpoint
+        for seed in seeds:
+            def methods(assay, random_state=seed):
+                cand = selection.get(assay, {})
+                c = dataclasses.replace(cfg, learning_rate=cand.get("learning_rate", cfg.learning_rate))
+                transformer = FinetunedTransformer.from_checkpoint(
+                    ckpt, head=cand.get("head", "reference"), pooling=cand.get("pooling", "cls"), config=c,
+                    random_state=random_state, device=device)
+                return all_baselines(assay, random_state=random_state, quick=quick) + [transformer]
+
+            met, sc = evaluate_models(methods, table, random_state=seed, return_scores=True)
+            mets.append(met.assign(fold=i, seed=seed))
+            scs.append(sc.assign(fold=i, seed=seed))
+    if not mets:
+        raise ValueError("no folds given")
+    return pd.concat(mets, ignore_index=True), pd.concat(scs, ignore_index=True)
