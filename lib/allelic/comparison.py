@@ -66,3 +66,18 @@ def transformer_vs_baselines(folds, checkpoint: Path | str | Callable, *, select
     if not mets:
         raise ValueError("no folds given")
     return pd.concat(mets, ignore_index=True), pd.concat(scs, ignore_index=True)
+
+
+def gap_to_best(metrics: pd.DataFrame, assay: str, *, reference: str = "transformer", metric: str = "auroc") -> str:
+    """A plain sentence: the ``reference`` model's median ``metric`` for ``assay`` against the best other model's
+    (medians over folds and seeds), with the difference."""
+    from .baselines import LABELS
+
+    med = metrics[metrics["assay"] == assay].groupby("model")[metric].median()
+    if reference not in med or len(med) < 2:
+        return f"no {reference} comparison for {assay}"
+    others = med.drop(reference)
+    best = others.idxmax()
+    d = med[reference] - others[best]
+    return (f"the {reference}'s median {metric.upper()} is {med[reference]:.3f}, the best baseline's "
+            f"({LABELS.get(best, best)}) {others[best]:.3f}: {abs(d):.3f} {'above' if d >= 0 else 'below'} it")

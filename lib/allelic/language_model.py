@@ -315,3 +315,118 @@ def select_and_fit(examples: pd.DataFrame, checkpoint, candidates: list[dict], *
     chosen = {(f.assay, f.metrics["candidate"]) for f in fits}
     search["selected"] = [(a, c) in chosen for a, c in zip(search["assay"], search["candidate"])]
     return Selection(search, fits)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# pretraining without leaks, and the tables chapter 04 shows
+# ---------------------------------------------------------------------------------------------------------------------
+def pretrained_checkpoint(examples: pd.DataFrame, *, spec, corpus=None, model_dir=None,
+                          seq_cols=("seq_ref", "seq_alt"), progress=None) -> Path:
+    """The pretrained checkpoint to fine-tune on ``examples`` without its pretraining having seen held-out windows.
+
+    * ``model_dir``: that checkpoint, as given (e.g. the published DNABERT-2; its pretraining is its authors').
+    * ``corpus`` (files of unlabelled sequence): :func:`allelic.pretrain.pretrain` on the corpus with every window of
+      ``examples`` (all splits, both alleles) excluded, i.e. every corpus window sharing a k-mer with one of them
+      dropped; the result is valid for any split of these examples (chapter 05's folds included).
+    * neither: pretraining on the ``split == "train"`` windows of ``examples`` only, with the validation and test
+      windows excluded (a training window sharing a k-mer with a held-out one is dropped, not pretrained on).
+
+    ``spec``: an :class:`allelic.pretrain.PretrainSpec`. Checkpoints are cached by spec, data and exclusions."""
+    from .pretrain import pretrain
+
+    if model_dir is not None:
+        return Path(model_dir)
+    if corpus is not None:
+        every = pd.unique(examples[list(seq_cols)].to_numpy().ravel()).tolist()
+        return pretrain(corpus, spec=spec, exclude=every, progress=progress).checkpoint
+    held = examples.loc[examples["split"] != "train", list(seq_cols)].to_numpy().ravel().tolist()
+    return pretrain(training_windows(examples), spec=spec, exclude=held, progress=progress).checkpoint
+
+
+def pretraining_summary(card: dict) -> str:
+    """One sentence on what a pretrained checkpoint saw and how well it fills in masked tokens (from its card)."""
+    if "heldout" not in card:
+        return card.get("pretraining", "pretraining unknown")
+    corpus = card.get("corpus", {})
+    files = ", ".join(f.get("name", "?") for f in corpus.get("files", [])) if isinstance(corpus, dict) else ""
+    what = files or card.get("source") or "given sequences"
+    acc, base = card["heldout"].get("accuracy"), card.get("baseline", {}).get("accuracy")
+    return (f"MLM pretraining on {card.get('n_windows_train', 0):,} windows of {what} "
+            f"({card.get('tokens_seen', 0):,} tokens seen), held-out masked-token accuracy {acc:.3f} "
+            f"(most frequent token: {base:.3f})")
+
+
+_CARD_ROWS = ("model", "tokenizer", "vocab_size", "n_parameters", "n_windows_train", "n_windows_holdout",
+              "tokens_per_window", "tokens_seen", "mlm_loss_first", "mlm_loss_last", "excluded", "train_seconds",
+              "device", "pretraining", "source")
+
+
+def card_table(card: dict) -> pd.DataFrame:
+    """The readable entries of a model card as a one-column table (held-out MLM accuracy and its trivial baseline
+    included; long entries such as the loss curve and the ledger left out)."""
+    rows = {k: card[k] for k in _CARD_ROWS if k in card}
+    if "heldout" in card:
+        rows["held-out masked-token accuracy"] = card["heldout"].get("accuracy")
+        rows["most-frequent-token accuracy"] = card.get("baseline", {}).get("accuracy")
+    return pd.Series(rows, name="value", dtype=object).to_frame()
+
+
+def candidate_table(search: pd.DataFrame) -> pd.DataFrame:
+    """The searched candidates of a selection (:class:`Selection` ``.search``): per assay, head, pooling and learning
+    rate, the validation AUROC that chose, the held-out AUROC/AUPRC and epochs, and the choice."""
+    cols = ["val_auroc", "auroc", "auprc", "best_epoch", "selected"]
+    t = search[search["searched"]] if "searched" in search else search
+    return t.set_index(["assay", "head", "pooling", "learning_rate"])[cols].round(3)
+
+
+def head_gain(search: pd.DataFrame, assay: str) -> str:
+    """A sentence comparing the siamese with the reference head (and mean with CLS pooling) for ``assay``: each side
+    is represented by its candidate with the best validation AUROC; the held-out AUROC difference is reported."""
+    t = search[(search["assay"] == assay) & search.get("searched", True)]
+    parts = []
+    for col, a, b in (("head", "siamese", "reference"), ("pooling", "mean", "cls")):
+        best = {v: g.loc[g["val_auroc"].idxmax()] for v, g in t.groupby(col) if g["val_auroc"].notna().any()}
+        if a in best and b in best:
+            d = best[a]["auroc"] - best[b]["auroc"]
+            parts.append(f"{a} vs {b} {col}: held-out AUROC {best[a]['auroc']:.3f} vs {best[b]['auroc']:.3f} ({d:+.3f})")
+    return "; ".join(parts) if parts else f"no head or pooling comparison was run for {assay}"
+
+
+def published_comparison(table: pd.DataFrame, anchors: pd.DataFrame, *, assay: str, data: str = "EN-TEx") -> pd.DataFrame:
+    """Rows of :func:`allelic.evaluate.score_table` (``model`` column) followed by the published results for
+    ``assay`` (``auroc_low``/``auroc_high`` the published range, ``auroc`` its midpoint)."""
+    pub = anchors[(anchors["assay"] == assay) & anchors["data"].str.startswith(data) & (anchors["metric"] == "auroc")]
+    rows = pd.DataFrame({"model": pub["model"] + " — " + pub["setting"], "auroc": (pub["low"] + pub["high"]) / 2,
+                         "auroc_low": pub["low"], "auroc_high": pub["high"]})
+    return pd.concat([table, rows], ignore_index=True)
+
+
+def verdict(comparison: pd.DataFrame) -> str:
+    """A plain sentence on where the first row (ours) stands against the second (the baseline) and the published
+    range, by held-out AUROC and whether the 95 % intervals overlap."""
+    ours, base = comparison.iloc[0], comparison.iloc[1]
+    d = ours["auroc"] - base["auroc"]
+    overlap = ours["auroc_low"] <= base["auroc_high"] and base["auroc_low"] <= ours["auroc_high"]
+    side = "above" if d > 0 else "below"
+    s = (f"the transformer is {abs(d):.3f} AUROC {side} the baseline "
+         f"({'the 95 % intervals overlap' if overlap else 'the 95 % intervals do not overlap'})")
+    if len(comparison) > 2:
+        pub = comparison.iloc[2]
+        s += f", and {pub['auroc_low'] - ours['auroc']:.3f} below the low end of the published {pub['auroc_low']:.2f}–{pub['auroc_high']:.2f}" \
+            if ours["auroc"] < pub["auroc_low"] else f", and within or above the published {pub['auroc_low']:.2f}–{pub['auroc_high']:.2f}"
+    return s + "."
+
+
+def fold_checkpoints(checkpoint, fold_spec: dict | None = None):
+    """``f(fold_table) -> checkpoint`` for :func:`allelic.comparison.transformer_vs_baselines`.
+
+    ``fold_spec is None``: ``checkpoint`` serves every fold; right when it never saw a labelled window (built by
+    :func:`pretrained_checkpoint` from a corpus with every window excluded, or given from outside). Otherwise
+    ``fold_spec`` (the :class:`allelic.pretrain.PretrainSpec` fields the checkpoint was built with on one split's
+    training windows) makes a checkpoint pretrained afresh on each fold's own training windows."""
+    if fold_spec is None:
+        return lambda table: Path(checkpoint)
+    from .pretrain import PretrainSpec
+
+    spec = PretrainSpec(**fold_spec)
+    return lambda table: pretrained_checkpoint(table, spec=spec)
