@@ -114,3 +114,15 @@ def test_bad_parameters():
         simulate.get_params("huge")
     with pytest.raises(ValueError, match="unknown simulation parameter"):
         simulate.get_params("smoke", n_chromosome=3)
+
+
+def test_slot_sets_element_spacing(tmp_path):
+    assert simulate.get_params("smoke").slot == 3000  # the smoke data set keeps one element per 3 kb
+    kw = dict(chrom_length=30_000, tissues=("liver",), donors=("D1",), assays=("CTCF",))
+    els = simulate.simulate("smoke", tmp_path / "s", slot=2500, **kw).elements()
+    for _, e in els.groupby("chrom"):
+        assert len(e) == 30_000 // 2500 - 1
+        off = e["start"].to_numpy() - 2500 * np.arange(1, len(e) + 1)
+        assert ((off >= 200) & (off < 600)).all()
+    with pytest.raises(ValueError, match="slot must be an integer >= 2500"):
+        simulate.get_params("smoke", slot=2000)
