@@ -1,4 +1,5 @@
 """Per-assay fine-tuning, model selection on validation chromosomes, and the saved fine-tuned models."""
+import dataclasses
 import json
 
 import numpy as np
@@ -7,6 +8,7 @@ import pytest
 
 from allelic import language_model as lm
 from allelic import predict as cli_predict
+from allelic import pretrain as pt
 from allelic.models import has_classifier, load_model
 from allelic.tokenize import load_tokenizer
 from allelic.train import TrainConfig, predict
@@ -27,10 +29,9 @@ def pair_examples(pair_toy):
 
 @pytest.fixture(scope="module")
 def checkpoint(pair_examples, tmp_path_factory):
-    spec = lm.OfflineModelSpec(vocab_size=128, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                               intermediate_size=64, mlm_epochs=1)
-    return lm.build_offline_model(lm.training_windows(pair_examples), spec=spec,
-                                  out_dir=tmp_path_factory.mktemp("lm") / "base", source="toy training windows")
+    spec = pt.PretrainSpec(vocab_size=128, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                           intermediate_size=64, n_windows=None, epochs=1)
+    return pt.pretrain(lm.training_windows(pair_examples), spec=spec, out_dir=tmp_path_factory.mktemp("lm") / "base").checkpoint
 
 
 def test_selection_uses_validation_only_and_saves_a_loadable_model(pair_examples, checkpoint, tmp_path):
@@ -67,3 +68,25 @@ def test_fit_assays_needs_both_classes(pair_examples, checkpoint):
     bad = pair_examples.assign(label=np.where(pair_examples["split"] == "test", 0, pair_examples["label"]))
     with pytest.raises(ValueError, match="assay CTCF: train and test splits need both classes"):
         lm.fit_assays(bad, checkpoint, assays=["CTCF"], train_config=TrainConfig(epochs=1, progress=False))
+
+
+def test_pretraining_never_sees_held_out_windows(pair_examples, tmp_path, monkeypatch):
+    """Without a corpus, pretraining uses the training windows only, and a training window sharing a 32-mer with a
+    validation or test window (here: a copy of a test window planted in the training split) is dropped."""
+    monkeypatch.setenv("ALLELIC_DATA_DIR", str(tmp_path))
+    spec = pt.PretrainSpec(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                           intermediate_size=32, n_windows=None, epochs=1, batch_size=64)
+    ex = pair_examples[pair_examples["assay"] == "CTCF"].reset_index(drop=True)
+    clean = json.loads((lm.pretrained_checkpoint(ex, spec=spec) / "model_card.json").read_text())
+    assert clean["excluded"] == 0 and clean["n_windows_train"] + clean["n_windows_holdout"] == 400
+    leaky = ex.copy()
+    test_row = leaky.index[leaky["split"] == "test"][0]
+    leaky.loc[leaky.index[leaky["split"] == "train"][0], "seq_ref"] = leaky.at[test_row, "seq_ref"]
+    card = json.loads((lm.pretrained_checkpoint(leaky, spec=spec) / "model_card.json").read_text())
+    assert card["excluded"] == 1 and card["n_windows_train"] + card["n_windows_holdout"] == 399
+    # per-fold pretraining: each fold gets its own checkpoint, from its own training windows
+    other = ex.assign(split=np.where(ex["split"] == "test", "train", np.where(ex["split"] == "train", "test", "val")))
+    per_fold = lm.fold_checkpoints("unused", fold_spec=dataclasses.asdict(spec))
+    a, b = per_fold(ex), per_fold(other)
+    assert a != b and json.loads((b / "model_card.json").read_text())["excluded"] == 0
+    assert lm.fold_checkpoints(a)(other) == a  # a checkpoint that saw no labelled window serves every fold

@@ -1,23 +1,33 @@
 """The command-line scorer and the offline model's checkpoint round trip."""
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from allelic import language_model as lm
 from allelic import predict as cli_predict
+from allelic import pretrain as pt
 from allelic.models import load_model
 from allelic.tokenize import load_tokenizer
 from allelic.train import predict
 
 
+TINY = pt.PretrainSpec(vocab_size=128, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                       n_windows=200, window=200)
+
+
+def _mlm(fasta, out_dir, n_windows=200):
+    """A tiny model pretrained on the small simulation's genome."""
+    return pt.pretrain(fasta, spec=dataclasses.replace(TINY, n_windows=n_windows), out_dir=out_dir).checkpoint
+
+
 @pytest.fixture(scope="module")
 def model_dir(small_sim, tmp_path_factory):
-    """A tiny offline model, pretrained on the small simulation's genome, saved with a classification head."""
-    spec = lm.OfflineModelSpec(vocab_size=128, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                               intermediate_size=64, n_windows=200, window=200)
-    ckpt = lm.build_offline_model(fasta=small_sim.fasta, spec=spec, out_dir=tmp_path_factory.mktemp("m") / "mlm")
+    """A tiny pretrained model saved with a classification head."""
+    ckpt = _mlm(small_sim.fasta, tmp_path_factory.mktemp("m") / "mlm")
     card = lm.describe_checkpoint(ckpt)
-    assert "trained here" in card["model"] and card["spec"]["n_windows"] == 200
+    assert "pretrained here" in card["model"] and card["spec"]["n_windows"] == 200
     clf = load_model(ckpt, task="classification", num_labels=2)
     out = tmp_path_factory.mktemp("m") / "clf"
     clf.save_pretrained(out)
@@ -26,19 +36,13 @@ def model_dir(small_sim, tmp_path_factory):
     return out
 
 
-def test_build_offline_model_is_cached_by_parameters(small_sim, tmp_path):
-    spec = lm.OfflineModelSpec(vocab_size=128, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                               intermediate_size=64, n_windows=100)
-    a = lm.build_offline_model(fasta=small_sim.fasta, spec=spec, out_dir=tmp_path / "m")
-    stamp = (a / "config.json").stat().st_mtime_ns
-    b = lm.build_offline_model(fasta=small_sim.fasta, spec=spec, out_dir=tmp_path / "m")
-    assert (b / "config.json").stat().st_mtime_ns == stamp
+def test_describe_checkpoint_needs_a_checkpoint(tmp_path):
     with pytest.raises(FileNotFoundError, match="no config.json"):
         lm.describe_checkpoint(tmp_path)
 
 
 def test_predict_windows_tsv_matches_library(model_dir, small_sim, tmp_path):
-    seqs = lm.genome_windows(small_sim.fasta, 20, 200, random_state=1)
+    seqs = pt.corpus_windows(small_sim.fasta, n_windows=20, holdout_frac=0, random_state=1).train
     tsv = tmp_path / "w.tsv"
     pd.DataFrame({"id": range(20), "sequence": seqs}).to_csv(tsv, sep="\t", index=False)
     assert cli_predict.main(["--model", str(model_dir), "--windows", str(tsv), "--out", str(tmp_path / "s.tsv")]) == 0
@@ -91,9 +95,7 @@ def test_training_windows_only_from_the_training_split():
 def test_predict_refuses_a_pretrained_only_checkpoint(small_sim, tmp_path, capsys):
     """A checkpoint without trained classifier weights (here the MLM-pretrained offline model) would be scored by a
     random head: the command refuses it, naming the directory."""
-    spec = lm.OfflineModelSpec(vocab_size=128, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                               intermediate_size=64, n_windows=50)
-    ckpt = lm.build_offline_model(fasta=small_sim.fasta, spec=spec, out_dir=tmp_path / "mlm")
+    ckpt = _mlm(small_sim.fasta, tmp_path / "mlm", n_windows=50)
     tsv = tmp_path / "w.tsv"
     pd.DataFrame({"sequence": ["A" * 200]}).to_csv(tsv, sep="\t", index=False)
     assert cli_predict.main(["--model", str(ckpt), "--windows", str(tsv)]) == 1
@@ -102,9 +104,7 @@ def test_predict_refuses_a_pretrained_only_checkpoint(small_sim, tmp_path, capsy
 
 
 def test_predict_siamese_model_scores_pairs(small_sim, tmp_path, capsys):
-    spec = lm.OfflineModelSpec(vocab_size=128, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                               intermediate_size=64, n_windows=50)
-    ckpt = lm.build_offline_model(fasta=small_sim.fasta, spec=spec, out_dir=tmp_path / "mlm")
+    ckpt = _mlm(small_sim.fasta, tmp_path / "mlm", n_windows=50)
     d = tmp_path / "siamese"
     load_model(ckpt, classifier_head="siamese").save_pretrained(d)
     load_tokenizer(ckpt).save_pretrained(d)

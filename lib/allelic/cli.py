@@ -4,6 +4,7 @@
     allelic simulate --preset default      # write a simulated personal epigenome
     allelic figures                        # redraw figures from saved results
     allelic predict --model DIR --windows FILE.tsv   # score SNVs with a fine-tuned model
+    allelic pretrain --corpus DIR --preset cpu       # MLM-pretrain on a corpus of unlabelled DNA
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ COMMANDS = {
     "simulate": ("allelic.simulate", "write a simulated personal epigenome"),
     "figures": ("allelic.figures", "redraw the figures from saved results"),
     "predict": ("allelic.predict", "score SNV windows (TSV, or VCF + FASTA) with a fine-tuned model"),
+    "pretrain": ("allelic.pretrain", "MLM-pretrain the DNABERT-2 architecture on a corpus of unlabelled DNA"),
 }
 
 

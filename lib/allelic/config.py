@@ -130,6 +130,33 @@ def tokenizer_dir(path=None) -> Path | None:
                         hint="a save_pretrained tokenizer folder, e.g. ../shared/models/dnabert2-117m-tokenizer")
 
 
+def shown(path) -> str:
+    """A path as the rendered book should show it: relative to the book's root when it is inside it (or beside it,
+    e.g. ``../shared/data/entex_ctcf``), else only its last two parts; ``"not set"`` for None. The book never prints
+    the absolute paths of the machine that built it."""
+    if path is None:
+        return "not set"
+    p = Path(path).resolve()
+    root = repo_root()
+    rel = os.path.relpath(p, root)
+    if not rel.startswith(os.pardir + os.sep + os.pardir):  # inside the root, or one level beside it
+        return rel
+    return str(Path("...", *p.parts[-2:]))
+
+
+def published_anchors(path=None):
+    """The published results the book compares with (``data/published_anchors.tsv``: data, assay, setting, model,
+    metric, low, high, source) as a DataFrame; the one place where numbers from the literature are written."""
+    import pandas as pd
+
+    p = Path(path) if path else repo_root() / "data" / "published_anchors.tsv"
+    t = pd.read_csv(p, sep="\t")
+    missing = {"data", "assay", "setting", "model", "metric", "low", "high", "source"} - set(t.columns)
+    if missing:
+        raise ValueError(f"{p}: missing column(s) {', '.join(sorted(missing))}")
+    return t
+
+
 def profiles_path() -> Path:
     return repo_root() / "notebooks" / "profiles.yml"
 
