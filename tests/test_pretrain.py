@@ -17,7 +17,7 @@ import torch
 
 from allelic import cli, config
 from allelic.datasets import reverse_complement as rc
-from allelic.pretrain import (LeakError, PretrainSpec, assert_no_overlap, corpus_windows, iter_corpus, mlm_accuracy,
+from allelic.pretrain import (HOLDOUT_BLOCK, LeakError, PretrainSpec, assert_no_overlap, corpus_windows, iter_corpus, mlm_accuracy,
                               pretrain)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -392,3 +392,14 @@ def test_real_corpus_counts_match_its_description(real_corpus):
     assert round(cw.n_bases / 1e6, 1) == 83.1
     assert len(cw.train) + len(cw.holdout) == 2000 and len(cw.train) + len(cw.holdout) + len(cw.ledger) == cw.n_chunks
     assert 0.01 < len(cw.holdout) / 2000 < 0.03
+
+
+def test_holdout_of_a_chromosome_is_by_10kb_blocks():
+    """A genome has few, long sequences: the held-out windows are whole 10-kb blocks of them, not whole chromosomes
+    (a 2-chromosome genome would otherwise hold out nothing or half)."""
+    rng = np.random.default_rng(3)
+    chrom = "".join(rng.choice(list("ACGT"), 200_000))
+    cw = corpus_windows([chrom], holdout_frac=0.2, reverse_complement=False, random_state=1)
+    assert len(cw.train) + len(cw.holdout) == 1000 and 0 < len(cw.holdout) < 1000
+    blocks = {chrom.index(w) // HOLDOUT_BLOCK for w in cw.holdout}
+    assert len(cw.holdout) == 50 * len(blocks)  # every window of a held-out block (10 kb = 50 windows) is held out

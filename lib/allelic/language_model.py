@@ -242,15 +242,17 @@ def pretrained_checkpoint(examples: pd.DataFrame, *, spec, corpus=None, model_di
 
 def pretraining_summary(card: dict) -> str:
     """One sentence on what a pretrained checkpoint saw and how well it fills in masked tokens (from its card)."""
-    if "heldout" not in card:
+    if "n_windows_train" not in card:  # not pretrained here (e.g. a published checkpoint)
         return card.get("pretraining", "pretraining unknown")
     corpus = card.get("corpus", {})
     files = ", ".join(f.get("name", "?") for f in corpus.get("files", [])) if isinstance(corpus, dict) else ""
     what = files or card.get("source") or "given sequences"
-    acc, base = card["heldout"].get("accuracy"), card.get("baseline", {}).get("accuracy")
-    return (f"MLM pretraining on {card.get('n_windows_train', 0):,} windows of {what} "
-            f"({card.get('tokens_seen', 0):,} tokens seen), held-out masked-token accuracy {acc:.3f} "
-            f"(most frequent token: {base:.3f})")
+    seen = (f"MLM pretraining on {card.get('n_windows_train', 0):,} windows of {what} "
+            f"({card.get('tokens_seen', 0):,} tokens seen)")
+    if not card.get("heldout"):
+        return seen + ", no held-out windows"
+    return (f"{seen}, held-out masked-token accuracy {card['heldout']['accuracy']:.3f} "
+            f"(most frequent token: {card['baseline']['accuracy']:.3f})")
 
 
 _CARD_ROWS = ("model", "tokenizer", "vocab_size", "n_parameters", "n_windows_train", "n_windows_holdout",
@@ -262,7 +264,7 @@ def card_table(card: dict) -> pd.DataFrame:
     """The readable entries of a model card as a one-column table (held-out MLM accuracy and its trivial baseline
     included; long entries such as the loss curve and the ledger left out)."""
     rows = {k: card[k] for k in _CARD_ROWS if k in card}
-    if "heldout" in card:
+    if card.get("heldout"):
         rows["held-out masked-token accuracy"] = card["heldout"].get("accuracy")
         rows["most-frequent-token accuracy"] = card.get("baseline", {}).get("accuracy")
     return pd.Series(rows, name="value", dtype=object).to_frame()

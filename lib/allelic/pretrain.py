@@ -19,8 +19,10 @@ The pipeline, one call (:func:`pretrain`) or one command (``allelic pretrain``):
 Randomness, all derived from ``random_state`` through a keyed 64-bit BLAKE2b hash (:func:`_hash64`), so every choice
 depends only on the sequence it is about, never on reading order or on a second pass:
 
-* **held-out split**: a source sequence goes to the held-out set when ``hash(random_state, "holdout", sequence)``,
-  as a fraction of 2^64, is below ``holdout_frac``; all chunks of one sequence land on the same side;
+* **held-out split**: a block of a source sequence (the whole sequence up to :data:`HOLDOUT_BLOCK` = 10 kb, so a
+  corpus of sites is split by sequence and a genome by 10-kb blocks) goes to the held-out set when
+  ``hash(random_state, "holdout", block)``, as a fraction of 2^64, is below ``holdout_frac``; all chunks of one
+  block land on the same side;
 * **subsampling** to ``n_windows`` (train + held-out together): a bottom-k sample, i.e. the ``n_windows`` windows
   with the smallest ``hash(random_state, "sample", window)`` (ties broken by a hash of the record name), kept in a
   bounded heap during the single pass. The kept set is a function of the set of windows only;
@@ -67,6 +69,8 @@ STEP = "corpus_windows"  # ledger step name
 
 _BAD = re.compile("[^ACGTNacgtn]")
 _DNA = re.compile("[ACGTNacgtn]+")
+#: held-out windows are chosen by blocks of this many bp of a source sequence (the whole sequence when shorter)
+HOLDOUT_BLOCK = 10_000
 _BATCH = 4096  # windows per vectorised k-mer batch (~0.8 M k-mers of 200-bp windows, ~40 MB of uint64 arrays)
 
 
@@ -378,8 +382,9 @@ def corpus_windows(corpus, *, window: int = 200, stride: int | None = None, max_
     Each sequence is chunked into ``window``-bp windows every ``stride`` bp (default ``window``: non-overlapping);
     a sequence shorter than ``window``, or the tail of a longer one, is kept whole when at least ``min_length`` bp.
     Chunks with more than ``max_n_frac`` N, and (with ``exclude``, a list of sequences) chunks sharing a ``k``-mer
-    with an excluded sequence on either strand, are dropped. Source sequences go to ``holdout`` with probability
-    ``holdout_frac`` (hash of the sequence), the rest to ``train``; then ``n_windows`` windows (train + held-out)
+    with an excluded sequence on either strand, are dropped. Blocks of :data:`HOLDOUT_BLOCK` bp of each source
+    sequence (a whole sequence when shorter, as in a corpus of sites; 10-kb blocks of a chromosome) go to
+    ``holdout`` with probability ``holdout_frac`` (hash of the block), the rest to ``train``; then ``n_windows`` windows (train + held-out)
     are kept by a bottom-k hash sample and each is put on a hashed strand when ``reverse_complement`` (see the
     module docstring). Every dropped chunk is one ledger row. Deterministic for ``random_state``; independent of
     the order of the records."""
@@ -406,9 +411,14 @@ def corpus_windows(corpus, *, window: int = 200, stride: int | None = None, max_
             counts["n_sequences"] += 1
             counts["n_bases"] += len(seq)
             bar.update(1)
-            hold = holdout_frac > 0 and _hash64(random_state, "holdout", seq) < holdout_frac * 2.0 ** 64
+            holds: dict = {}
             for j, piece in enumerate(_chunks(seq, window, stride)):
                 counts["n_chunks"] += 1
+                b = j * stride // HOLDOUT_BLOCK  # a corpus sequence (<= 10 kb) is one block; a chromosome many
+                if b not in holds:
+                    block = seq[b * HOLDOUT_BLOCK:(b + 1) * HOLDOUT_BLOCK]
+                    holds[b] = holdout_frac > 0 and _hash64(random_state, "holdout", block) < holdout_frac * 2.0 ** 64
+                hold = holds[b]
                 rec = f"{where} window {j}"
                 if len(piece) < min(window, min_length):
                     ledger.add(STEP, src, rec, "too_short", f"{len(piece)} bp < min_length {min_length}")
