@@ -190,10 +190,11 @@ def select_and_fit(examples: pd.DataFrame, checkpoint, candidates: list[dict], *
     fitted = {(a, i): fit(a, i) for a in searched for i in range(len(candidates))}  # (assay, candidate) -> fit, cfg
     rows = [dict(f.metrics) for f, _ in fitted.values()]
     table = pd.DataFrame(rows)
+    score = table[metric].fillna(-np.inf)  # a validation split with one class scores NaN: never preferred
     if select_on is None:  # idxmax: the first best, so ties go to the earlier candidate
-        winner = {a: int(g.loc[g[metric].idxmax(), "candidate"]) for a, g in table.groupby("assay")}
+        winner = {a: int(table.loc[score[g.index].idxmax(), "candidate"]) for a, g in table.groupby("assay")}
     else:
-        win = int(table.groupby("candidate")[metric].mean().idxmax())
+        win = int(score.groupby(table["candidate"]).mean().idxmax())
         winner = dict.fromkeys(assays, win)
     kept = {}
     for assay in assays:

@@ -69,6 +69,8 @@ STEP = "corpus_windows"  # ledger step name
 
 _BAD = re.compile("[^ACGTNacgtn]")
 _DNA = re.compile("[ACGTNacgtn]+")
+#: bumped when a change of this module changes what a checkpoint holds for the same spec and corpus (cache key)
+FORMAT_VERSION = 2
 #: held-out windows are chosen by blocks of this many bp of a source sequence (the whole sequence when shorter)
 HOLDOUT_BLOCK = 10_000
 _BATCH = 4096  # windows per vectorised k-mer batch (~0.8 M k-mers of 200-bp windows, ~40 MB of uint64 arrays)
@@ -586,7 +588,8 @@ class PretrainSpec:
         spec["tokenizer"] = tokenizer_sha
         if tokenizer_sha is not None:
             spec["vocab_size"] = None  # the tokenizer's own
-        blob = json.dumps({"spec": spec, "corpus": stamp, "exclude": exclude_sha}, sort_keys=True, default=str)
+        blob = json.dumps({"spec": spec, "corpus": stamp, "exclude": exclude_sha, "format": FORMAT_VERSION},
+                          sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
