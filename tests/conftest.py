@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _real_dir(env: str, default: str) -> Path | None:
     p = Path(os.environ.get(env) or ROOT.parent / default)
-    return p if p.is_dir() else None
+    return p if p.exists() else None
 
 
 @pytest.fixture(scope="session")
@@ -36,6 +36,23 @@ def hek293_dir() -> Path:
     if d is None:
         pytest.skip("real HEK293 VCFs absent: set ALLELIC_HEK293_DIR (e.g. ../shared/data/hek293_ctcf)")
     return d
+
+
+@pytest.fixture(scope="session")
+def real_corpus() -> Path:
+    p = _real_dir("ALLELIC_PRETRAIN_CORPUS", "shared/data/pretrain_corpus")
+    if p is None:
+        pytest.skip("real pretraining corpus absent: set ALLELIC_PRETRAIN_CORPUS (e.g. ../shared/data/pretrain_corpus)")
+    return p
+
+
+@pytest.fixture(scope="session")
+def published_tokenizer() -> Path:
+    p = _real_dir("ALLELIC_TOKENIZER_DIR", "shared/models/dnabert2-117m-tokenizer")
+    if p is None:
+        pytest.skip("published DNABERT-2 tokenizer absent: set ALLELIC_TOKENIZER_DIR "
+                    "(e.g. ../shared/models/dnabert2-117m-tokenizer)")
+    return p
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ import inspect
 import itertools
 import json
 import math
-import os
 import types
 from pathlib import Path
 
@@ -20,7 +19,6 @@ from allelic.datasets import reverse_complement as rc
 from allelic.pretrain import (HOLDOUT_BLOCK, LeakError, PretrainSpec, assert_no_overlap, corpus_windows, iter_corpus, mlm_accuracy,
                               pretrain)
 
-ROOT = Path(__file__).resolve().parents[1]
 #: hidden 32, 2 layers: seconds per run on 2 CPU cores
 TINY = dict(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
             learning_rate=3e-3, batch_size=32)
@@ -43,28 +41,6 @@ def _structured(rng, n, length):
     """Concatenations of a few random 8-mers: masked tokens are predictable from their context."""
     words = _dna(rng, 6, 8)
     return ["".join(rng.choice(words, length // 8)) for _ in range(n)]
-
-
-def _real_path(env: str, default: str) -> Path | None:
-    p = Path(os.environ.get(env) or ROOT.parent / default)
-    return p if p.exists() else None
-
-
-@pytest.fixture(scope="module")
-def real_corpus() -> Path:
-    p = _real_path("ALLELIC_PRETRAIN_CORPUS", "shared/data/pretrain_corpus")
-    if p is None:
-        pytest.skip("real pretraining corpus absent: set ALLELIC_PRETRAIN_CORPUS (e.g. ../shared/data/pretrain_corpus)")
-    return p
-
-
-@pytest.fixture(scope="module")
-def published_tokenizer() -> Path:
-    p = _real_path("ALLELIC_TOKENIZER_DIR", "shared/models/dnabert2-117m-tokenizer")
-    if p is None:
-        pytest.skip("published DNABERT-2 tokenizer absent: set ALLELIC_TOKENIZER_DIR "
-                    "(e.g. ../shared/models/dnabert2-117m-tokenizer)")
-    return p
 
 
 # ---------------------------------------------------------------------------------------------------------------------

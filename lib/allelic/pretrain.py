@@ -55,6 +55,7 @@ import numpy as np
 import pandas as pd
 
 from . import config
+from .datasets import reverse_complement as revcomp
 from .ledger import Ledger
 from .progress import bar as progress_bar
 
@@ -92,12 +93,6 @@ def _hash64(random_state: int, purpose: str, text: str) -> int:
     """Unsigned 64-bit BLAKE2b hash of ``text`` keyed by ``(random_state, purpose)``: the same in any process."""
     h = hashlib.blake2b(text.encode(), digest_size=8, person=purpose.encode()[:16], salt=str(random_state).encode()[:16])
     return int.from_bytes(h.digest(), "little")
-
-
-def _revcomp(seq: str) -> str:
-    from .datasets import reverse_complement
-
-    return reverse_complement(seq)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -434,7 +429,7 @@ def corpus_windows(corpus, *, window: int = 200, stride: int | None = None, max_
     train, holdout = [], []
     for _, _, piece, _, hold, _ in sampler.kept():
         if reverse_complement and _hash64(random_state, "strand", piece) & 1:
-            piece = _revcomp(piece)
+            piece = revcomp(piece)
         (holdout if hold else train).append(piece)
     params = {"window": window, "stride": stride, "max_n_frac": max_n_frac, "min_length": min_length,
               "n_windows": n_windows, "holdout_frac": holdout_frac, "reverse_complement": reverse_complement,
