@@ -83,3 +83,23 @@ def test_data_directory_errors(tmp_path, monkeypatch):
         config.entex_dir(tmp_path / "partial")
     monkeypatch.delenv("ALLELIC_ENTEX_DIR")
     assert config.entex_dir() is None
+
+
+def test_pretraining_inputs_enter_the_cache_key(tmp_path, monkeypatch):
+    """A chapter's cache key changes when the pretraining corpus (a file or a folder) or the tokenizer changes."""
+    for env in ("ALLELIC_ENTEX_DIR", "ALLELIC_HEK293_DIR", "ALLELIC_PRETRAIN_CORPUS", "ALLELIC_TOKENIZER_DIR"):
+        monkeypatch.delenv(env, raising=False)
+    nb = tmp_path / "04_x.ipynb"
+    nb.write_text('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
+    before = run.cache_key(nb, {})
+    corpus = tmp_path / "corpus.tsv"
+    corpus.write_text("sequence\nACGT\n")
+    monkeypatch.setenv("ALLELIC_PRETRAIN_CORPUS", str(corpus))
+    with_file = run.cache_key(nb, {})
+    corpus.write_text("sequence\nACGTACGT\n")
+    assert len({before, with_file, run.cache_key(nb, {})}) == 3
+    tok = tmp_path / "tok"
+    tok.mkdir()
+    (tok / "tokenizer.json").write_text("{}")
+    monkeypatch.setenv("ALLELIC_TOKENIZER_DIR", str(tok))
+    assert run.cache_key(nb, {}) != with_file

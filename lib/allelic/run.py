@@ -54,12 +54,13 @@ def _notebook_code_hash(path: Path) -> str:
 
 
 def _inputs_stamp() -> dict:
-    """Real-data inputs a chapter may read: path plus size and mtime of each file."""
+    """Real-data inputs a chapter may read (a folder's files, or one file): name plus size and mtime of each."""
     stamp = {}
-    for env in ("ALLELIC_ENTEX_DIR", "ALLELIC_HEK293_DIR"):
+    for env in ("ALLELIC_ENTEX_DIR", "ALLELIC_HEK293_DIR", "ALLELIC_PRETRAIN_CORPUS", "ALLELIC_TOKENIZER_DIR"):
         d = os.environ.get(env)
-        if d and Path(d).is_dir():
-            stamp[env] = {p.name: [p.stat().st_size, int(p.stat().st_mtime)] for p in sorted(Path(d).iterdir()) if p.is_file()}
+        files = sorted(Path(d).iterdir()) if d and Path(d).is_dir() else [Path(d)] if d and Path(d).is_file() else []
+        if files:
+            stamp[env] = {p.name: [p.stat().st_size, int(p.stat().st_mtime)] for p in files if p.is_file()}
     return stamp
 
 
