@@ -396,3 +396,16 @@ def test_auto_path_refuses_random_encoder_weights(mlm_model, tmp_path):
     assert not is_dnabert2_checkpoint(d)
     with pytest.raises(ValueError, match="would be random"):
         load_model(d, task="classification")
+
+
+def test_centre_pooling_averages_the_given_tokens():
+    torch.manual_seed(9)
+    m = DNABert2ForSequenceClassification(tiny(num_labels=2, classifier_pooling="centre")).eval()
+    ids, mask = batch()
+    pool = torch.zeros_like(mask, dtype=torch.bool)
+    pool[:, 1:3] = True
+    h = m.bert(ids, attention_mask=mask).last_hidden_state
+    want = m.classifier(torch.tanh(m.bert.pooler.dense(h[:, 1:3].mean(1))))
+    assert torch.allclose(m(ids, attention_mask=mask, pool_mask=pool).logits, want, atol=1e-6)
+    with pytest.raises(ValueError, match="pool_mask"):
+        m(ids, attention_mask=mask)

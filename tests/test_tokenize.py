@@ -174,3 +174,28 @@ def test_encode_arguments(bpe):
         tk.encode(tok, ["ACGT", long], max_length=10)
     cut = tk.encode(tok, ["ACGT", long], max_length=10, truncation=True)
     assert cut["input_ids"].shape == (2, 10) and cut["input_ids"][1, -1] == tok.sep_token_id
+
+
+def test_token_spans_and_centre_mask_bpe_and_kmer():
+    """Hand-checked spans: BPE pieces laid end to end after [CLS]; overlapping k-mers start one base apart."""
+    import torch
+
+    from allelic.tokenize import centre_mask, kmer_tokenizer, token_spans, train_bpe_tokenizer
+
+    bpe = train_bpe_tokenizer(["ACGTACGTTTGACCA" * 20], vocab_size=64)
+    enc = tk.encode(bpe, ["ACGTACGTTTGACCA"])
+    ids = enc["input_ids"]
+    start, end = token_spans(bpe, ids)
+    pieces = bpe.convert_ids_to_tokens(ids[0].tolist())
+    real = [(p, int(s), int(e)) for p, s, e in zip(pieces, start[0], end[0]) if p not in ("[CLS]", "[SEP]")]
+    assert "".join(p for p, _, _ in real) == "ACGTACGTTTGACCA"
+    assert all(e - s == len(p) for p, s, e in real) and real[0][1] == 0 and real[-1][2] == 15
+    m = centre_mask(bpe, ids, centre=7, flank=0)
+    assert [p for p, keep in zip(pieces, m[0].tolist()) if keep] == [p for p, s, e in real if s <= 7 < e]
+    k3 = kmer_tokenizer(3)
+    ids = tk.encode(k3, ["ACGTAC", "ACG"])["input_ids"]  # the second is padded
+    start, end = token_spans(k3, ids)
+    assert start[0, 1:5].tolist() == [0, 1, 2, 3] and end[0, 1:5].tolist() == [3, 4, 5, 6]
+    assert centre_mask(k3, ids, centre=3, flank=0)[0].tolist() == [False, False, True, True, True, False]
+    assert not centre_mask(k3, ids, centre=3, flank=0)[1].any()  # "ACG" does not reach base 3
+    assert torch.equal(start[1, 2:], end[1, 2:])  # [SEP] and padding: empty spans

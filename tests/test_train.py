@@ -160,7 +160,9 @@ def test_siamese_head_learns_what_the_reference_window_cannot(tok, pair_toy):
     cfg = TrainConfig(learning_rate=2e-3, batch_size=32, epochs=4, early_stopping_patience=None, progress=False)
     siamese = finetune(_model(tok, classifier_head="siamese", classifier_pooling="mean"), tok, train, val, config=cfg)
     reference = finetune(_model(tok), tok, train, val, config=cfg)
+    centre = finetune(_model(tok, classifier_head="siamese", classifier_pooling="centre"), tok, train, val, config=cfg)
     assert siamese.best["val_auroc"] > 0.85, siamese.history.dropna().tail()
+    assert centre.best["val_auroc"] > 0.85, centre.history.dropna().tail()
     assert reference.best["val_auroc"] < 0.65
     p = predict(siamese.model, tok, val["seq_ref"], val["seq_alt"])
     assert binary_metrics(val["label"], p)["auprc"] == pytest.approx(siamese.best["val_auprc"])

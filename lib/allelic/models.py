@@ -85,8 +85,11 @@ class DNABert2Config(PretrainedConfig):
 
     Classification heads (not in the published config; its defaults are the published behaviour):
 
-    * ``classifier_pooling``: ``"cls"`` (the pooler: ``tanh(dense(h[CLS]))``, as DNABERT-2) or ``"mean"`` (the same
-      dense + tanh on the mean of the real tokens' last hidden states);
+    * ``classifier_pooling``: ``"cls"`` (the pooler: ``tanh(dense(h[CLS]))``, as DNABERT-2), ``"mean"`` (the same
+      dense + tanh on the mean of the real tokens' last hidden states) or ``"centre"`` (the mean over the tokens
+      that overlap the window's centre +- ``classifier_centre_flank`` bases, i.e. the variant and its motif-sized
+      neighbourhood: an inductive bias towards what the variant changes; the caller passes that token mask,
+      :func:`allelic.tokenize.centre_mask`);
     * ``classifier_head``: ``"reference"`` (one window, the SNV's reference allele) or ``"siamese"`` (the shared
       encoder reads the reference and the alternative window; the classifier sees ``[e_ref, e_alt, e_alt - e_ref]``,
       as entexBERT-2 does), so the model sees what the alternative allele changes.
@@ -112,6 +115,7 @@ class DNABert2Config(PretrainedConfig):
     tie_word_embeddings: bool = True
     classifier_pooling: str = "cls"
     classifier_head: str = "reference"
+    classifier_centre_flank: int = 12
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -449,7 +453,7 @@ class DNABert2ForMaskedLM(DNABert2PreTrainedModel):
         return res if rd else res.to_tuple()
 
 
-POOLINGS = ("cls", "mean")
+POOLINGS = ("cls", "mean", "centre")
 HEADS = ("reference", "siamese")
 
 
@@ -480,32 +484,37 @@ class DNABert2ForSequenceClassification(DNABert2PreTrainedModel):
         self.post_init()
 
     def embed(self, input_ids=None, attention_mask=None, token_type_ids=None, inputs_embeds=None,
-              output_attentions=False, output_hidden_states=False):
-        """The pooled embedding of one window, (b, hidden), and the encoder output."""
+              output_attentions=False, output_hidden_states=False, pool_mask=None):
+        """The pooled embedding of one window, (b, hidden), and the encoder output. ``pool_mask`` (b, s): the tokens
+        to average for ``"centre"`` pooling (required there)."""
         out = self.bert(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
                         inputs_embeds=inputs_embeds, output_attentions=output_attentions,
                         output_hidden_states=output_hidden_states, return_dict=True)
         if self.pooling == "cls":
             return out.pooler_output, out
         h = out.last_hidden_state  # zero at padded positions
-        if attention_mask is None:
-            mean = h.mean(1)
+        if self.pooling == "centre":
+            if pool_mask is None:
+                raise ValueError("centre pooling needs pool_mask (allelic.tokenize.centre_mask of the input ids)")
+            m = pool_mask
         else:
-            m = attention_mask.to(h.dtype).unsqueeze(-1)
-            mean = (h * m).sum(1) / m.sum(1).clamp(min=1)
+            m = attention_mask if attention_mask is not None else torch.ones(h.shape[:2], device=h.device)
+        m = m.to(h.dtype).unsqueeze(-1)
+        mean = (h * m).sum(1) / m.sum(1).clamp(min=1)
         return self.bert.pooler.activation(self.bert.pooler.dense(mean)), out
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, position_ids=None,
                 inputs_embeds=None, output_attentions=None, output_hidden_states=None, return_dict=None,
-                alt_input_ids=None, alt_attention_mask=None):
-        """``alt_input_ids`` / ``alt_attention_mask`` (b, s'): the alternative-allele windows (siamese head only).
-        Attentions and hidden states returned are those of the reference window."""
+                alt_input_ids=None, alt_attention_mask=None, pool_mask=None, alt_pool_mask=None):
+        """``alt_input_ids`` / ``alt_attention_mask`` (b, s'): the alternative-allele windows (siamese head only);
+        ``pool_mask`` / ``alt_pool_mask``: the tokens to average for ``"centre"`` pooling. Attentions and hidden
+        states returned are those of the reference window."""
         oa, oh, rd = self._flags(output_attentions, output_hidden_states, return_dict)
-        pooled, out = self.embed(input_ids, attention_mask, token_type_ids, inputs_embeds, oa, oh)
+        pooled, out = self.embed(input_ids, attention_mask, token_type_ids, inputs_embeds, oa, oh, pool_mask)
         if self.siamese:
             if alt_input_ids is None:
                 raise ValueError("a siamese classifier needs alt_input_ids (the alternative-allele windows)")
-            alt, _ = self.embed(alt_input_ids, alt_attention_mask)
+            alt, _ = self.embed(alt_input_ids, alt_attention_mask, pool_mask=alt_pool_mask)
             pooled = torch.cat([pooled, alt, alt - pooled], dim=-1)
         elif alt_input_ids is not None:
             raise ValueError("alt_input_ids given to a reference-only classifier (classifier_head='reference')")
@@ -570,7 +579,7 @@ _CONFIG_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention
                 "hidden_act", "hidden_dropout_prob", "attention_probs_dropout_prob", "max_position_embeddings",
                 "type_vocab_size", "initializer_range", "layer_norm_eps", "pad_token_id", "classifier_dropout",
                 "alibi_starting_size", "tie_word_embeddings", "problem_type", "bos_token_id", "eos_token_id",
-                "classifier_pooling", "classifier_head")
+                "classifier_pooling", "classifier_head", "classifier_centre_flank")
 _WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 
 

@@ -243,3 +243,33 @@ def encode(tokenizer, sequences, *, max_length: int | None = None, truncation: b
         ids[i, sl] = e
         mask[i, sl] = 1
     return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
+
+
+def token_spans(tokenizer, input_ids):
+    """Base offsets of each token in its sequence: ``(start, end)`` int64 tensors shaped like ``input_ids``
+    (n, L). Special and padding tokens get empty spans (``start == end``). BPE pieces cover as many bases as they
+    have letters (``[UNK]``: one), laid end to end after ``[CLS]``; a k-mer tokenizer's token *j* covers bases
+    *j* .. *j* + k (overlapping). Left padding is not supported (the book pads on the right)."""
+    import torch
+
+    vocab = tokenizer.get_vocab()
+    special = set(tokenizer.all_special_ids)
+    k = kmer_size(tokenizer)
+    length = torch.zeros(max(vocab.values()) + 1, dtype=torch.long)
+    for piece, i in vocab.items():
+        if i not in special:
+            length[i] = 1 if k is not None else len(piece)
+    if tokenizer.unk_token_id is not None:
+        length[tokenizer.unk_token_id] = 1
+    step = length[input_ids]
+    start = torch.cumsum(step, dim=1) - step
+    end = start + step if k is None else torch.where(step > 0, start + k, start)
+    return start, end
+
+
+def centre_mask(tokenizer, input_ids, *, centre: int, flank: int):
+    """Boolean (n, L): the tokens whose bases overlap ``[centre - flank, centre + flank]`` (the variant and its
+    neighbourhood, for :class:`allelic.models.DNABert2ForSequenceClassification` with ``classifier_pooling
+    "centre"``). Every row holds at least one True when the sequence reaches ``centre``."""
+    start, end = token_spans(tokenizer, input_ids)
+    return (end > start) & (start <= centre + flank) & (end > centre - flank)

@@ -277,13 +277,35 @@ def _run(model, n_examples: int, micro_loss, evaluate_fn, cfg: TrainConfig, out_
     return res
 
 
-def _inputs(ids, mask, alt, i, device) -> dict:
-    """Model inputs of the examples ``i`` (a tensor of indices or a slice); ``alt``: the alternative windows'
-    ``(ids, mask)`` for a siamese model, else None."""
-    x = {"input_ids": ids[i].to(device), "attention_mask": mask[i].to(device)}
-    if alt is not None:
-        x["alt_input_ids"], x["alt_attention_mask"] = alt[0][i].to(device), alt[1][i].to(device)
+def model_inputs(model, tokenizer, sequences, alt_sequences=None, *, max_length: int | None = None) -> dict:
+    """Everything ``model`` reads for these windows, tokenised once: ``input_ids`` and ``attention_mask`` (n, L);
+    for a siamese model (``classifier_head "siamese"``) the alternative windows' ``alt_input_ids`` and
+    ``alt_attention_mask`` (``alt_sequences`` required); for ``classifier_pooling "centre"`` the ``pool_mask`` (and
+    ``alt_pool_mask``) of the tokens around the window centre (the SNV: windows are centred on it)."""
+    from .models import is_pair_model
+    from .tokenize import centre_mask
+
+    seqs = list(sequences)
+    ids, mask = tokenize_all(tokenizer, seqs, max_length=max_length)
+    x = {"input_ids": ids, "attention_mask": mask}
+    if is_pair_model(model):
+        if alt_sequences is None:
+            raise ValueError("a siamese model scores SNVs from both alleles: pass alt_sequences")
+        x["alt_input_ids"], x["alt_attention_mask"] = tokenize_all(tokenizer, list(alt_sequences), max_length=max_length)
+        if len(x["alt_input_ids"]) != len(ids):
+            raise ValueError(f"{len(ids)} reference but {len(x['alt_input_ids'])} alternative windows")
+    cfg = getattr(model, "config", None)
+    if getattr(cfg, "classifier_pooling", "cls") == "centre":
+        centre, flank = len(seqs[0]) // 2, int(getattr(cfg, "classifier_centre_flank", 12))
+        x["pool_mask"] = centre_mask(tokenizer, ids, centre=centre, flank=flank)
+        if "alt_input_ids" in x:
+            x["alt_pool_mask"] = centre_mask(tokenizer, x["alt_input_ids"], centre=centre, flank=flank)
     return x
+
+
+def _batch(x: dict, i, device) -> dict:
+    """The rows ``i`` (an index tensor or a slice) of every input tensor, on ``device``."""
+    return {k: v[i].to(device) for k, v in x.items()}
 
 
 def finetune(model, tokenizer, train: pd.DataFrame, val: pd.DataFrame | None = None, *, config: TrainConfig | None = None,
@@ -305,25 +327,23 @@ def finetune(model, tokenizer, train: pd.DataFrame, val: pd.DataFrame | None = N
     pair = is_pair_model(model)
 
     def tensors(df):
-        ids, mask = tokenize_all(tokenizer, df[seq_col], max_length=max_length)
-        alt = tokenize_all(tokenizer, _alt_column(df, alt_col), max_length=max_length) if pair else None
-        return ids, mask, alt
+        return model_inputs(model, tokenizer, df[seq_col], _alt_column(df, alt_col) if pair else None,
+                            max_length=max_length)
 
-    ids, mask, alt = tensors(train)
+    x = tensors(train)
     y = torch.as_tensor(train[label_col].to_numpy().astype(np.int64))
     if val is not None and len(val):
-        v_ids, v_mask, v_alt = tensors(val)
+        v_x = tensors(val)
         v_y = val[label_col].to_numpy().astype(int)
 
     def micro_loss(idx, device, key):
         i = torch.as_tensor(idx)
-        return model(**_inputs(ids, mask, alt, i, device), labels=y[i].to(device)).loss
+        return model(**_batch(x, i, device), labels=y[i].to(device)).loss
 
     def evaluate_fn():
         if val is None or not len(val):
             return None
-        p = _scores(model, v_ids, v_mask, v_alt, batch_size=max(cfg.batch_size, 64), device=resolve_device(cfg.device),
-                    bf16=cfg.bf16)
+        p = _scores(model, v_x, batch_size=max(cfg.batch_size, 64), device=resolve_device(cfg.device), bf16=cfg.bf16)
         m = binary_metrics(v_y, p)
         return {"val_auroc": m["auroc"], "val_auprc": m["auprc"]}
 
@@ -378,15 +398,15 @@ def pretrain_mlm(model, tokenizer, sequences, *, config: TrainConfig | None = No
     return _run(model, len(ids), micro_loss, lambda: None, cfg, out_dir, resume, "MLM pretraining", stop_after)
 
 
-def _scores(model, ids, mask, alt=None, *, batch_size=256, device=None, bf16="auto") -> np.ndarray:
+def _scores(model, x: dict, *, batch_size=256, device=None, bf16="auto") -> np.ndarray:
     import torch
 
     device = device or next(model.parameters()).device
     model.to(device).eval()
     out = []
     with torch.no_grad(), _autocast(device, bf16):
-        for s in range(0, len(ids), batch_size):
-            logits = model(**_inputs(ids, mask, alt, slice(s, s + batch_size), device)).logits
+        for s in range(0, len(x["input_ids"]), batch_size):
+            logits = model(**_batch(x, slice(s, s + batch_size), device)).logits
             out.append(torch.softmax(logits.float(), dim=-1)[:, 1].cpu())
     return torch.cat(out).numpy() if out else np.zeros(0)
 
@@ -395,14 +415,5 @@ def predict(model, tokenizer, sequences, alt_sequences=None, *, batch_size: int 
             max_length: int | None = None) -> np.ndarray:
     """Probability of the positive class (allele-specific) for each sequence, shape (n,); batched, on ``device``.
     A siamese model needs ``alt_sequences`` (the alternative-allele windows, same order)."""
-    from .models import is_pair_model
-
-    ids, mask = tokenize_all(tokenizer, sequences, max_length=max_length)
-    alt = None
-    if is_pair_model(model):
-        if alt_sequences is None:
-            raise ValueError("a siamese model scores SNVs from both alleles: pass alt_sequences")
-        alt = tokenize_all(tokenizer, alt_sequences, max_length=max_length)
-        if len(alt[0]) != len(ids):
-            raise ValueError(f"{len(ids)} reference but {len(alt[0])} alternative windows")
-    return _scores(model, ids, mask, alt, batch_size=batch_size, device=resolve_device(device))
+    x = model_inputs(model, tokenizer, sequences, alt_sequences, max_length=max_length)
+    return _scores(model, x, batch_size=batch_size, device=resolve_device(device))
