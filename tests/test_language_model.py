@@ -90,3 +90,15 @@ def test_pretraining_never_sees_held_out_windows(pair_examples, tmp_path, monkey
     a, b = per_fold(ex), per_fold(other)
     assert a != b and json.loads((b / "model_card.json").read_text())["excluded"] == 0
     assert lm.fold_checkpoints(a)(other) == a  # a checkpoint that saw no labelled window serves every fold
+
+
+def test_head_gain_compares_the_best_on_validation_of_each_side():
+    search = pd.DataFrame({"assay": "CTCF", "searched": True,
+                           "head": ["reference", "reference", "siamese", "siamese"],
+                           "pooling": ["cls", "mean", "cls", "mean"],
+                           "val_auroc": [0.60, 0.55, 0.70, 0.72], "auroc": [0.58, 0.61, 0.66, 0.64]})
+    s = lm.head_gain(search, "CTCF")
+    # siamese best on validation: mean (0.72) -> 0.64; reference best: cls (0.60) -> 0.58
+    assert "siamese vs reference head: held-out AUROC 0.640 vs 0.580 (+0.060)" in s
+    # mean best: siamese mean (0.72) -> 0.64; cls best: siamese cls (0.70) -> 0.66
+    assert "mean vs cls pooling: held-out AUROC 0.640 vs 0.660 (-0.020)" in s and "centre" not in s

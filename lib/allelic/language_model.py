@@ -280,11 +280,12 @@ def candidate_table(search: pd.DataFrame) -> pd.DataFrame:
 
 
 def head_gain(search: pd.DataFrame, assay: str) -> str:
-    """A sentence comparing the siamese with the reference head (and mean with CLS pooling) for ``assay``: each side
-    is represented by its candidate with the best validation AUROC; the held-out AUROC difference is reported."""
+    """A sentence comparing the siamese with the reference head (and mean or centre with CLS pooling) for ``assay``:
+    each side is represented by its candidate with the best validation AUROC; the held-out AUROC difference is
+    reported."""
     t = search[(search["assay"] == assay) & search.get("searched", True)]
     parts = []
-    for col, a, b in (("head", "siamese", "reference"), ("pooling", "mean", "cls")):
+    for col, a, b in (("head", "siamese", "reference"), ("pooling", "mean", "cls"), ("pooling", "centre", "cls")):
         best = {v: g.loc[g["val_auroc"].idxmax()] for v, g in t.groupby(col) if g["val_auroc"].notna().any()}
         if a in best and b in best:
             d = best[a]["auroc"] - best[b]["auroc"]
