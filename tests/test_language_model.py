@@ -102,3 +102,10 @@ def test_head_gain_compares_the_best_on_validation_of_each_side():
     assert "siamese vs reference head: held-out AUROC 0.640 vs 0.580 (+0.060)" in s
     # mean best: siamese mean (0.72) -> 0.64; cls best: siamese cls (0.70) -> 0.66
     assert "mean vs cls pooling: held-out AUROC 0.640 vs 0.660 (-0.020)" in s and "centre" not in s
+
+
+def test_candidate_grid_gives_centre_pooling_its_flanks():
+    grid = lm.candidate_grid(("siamese",), ("cls", "centre"), (5e-4, 1e-3), centre_flanks=(4, 12))
+    assert len(grid) == 2 + 4  # cls x 2 learning rates; centre x 2 flanks x 2 learning rates
+    assert {g.get("centre_flank") for g in grid} == {None, 4, 12}
+    assert all(("centre_flank" in g) == (g["pooling"] == "centre") for g in grid)

@@ -1315,17 +1315,17 @@ class FinetunedTransformer(Baseline):
         self.device, self.n_threads, self.random_state, self.verbose = device, n_threads, random_state, verbose
 
     @classmethod
-    def from_checkpoint(cls, checkpoint, *, head: str = "reference", pooling: str = "cls",
+    def from_checkpoint(cls, checkpoint, *, head: str = "reference", pooling: str = "cls", centre_flank: int = 4,
                         **kwargs) -> "FinetunedTransformer":
         """Fine-tune a saved checkpoint (tokenizer beside it), as :func:`allelic.language_model.fit_assays`
         does: ``model_factory = lambda: load_model(checkpoint, task="classification", num_labels=2,
-        classifier_head=head, classifier_pooling=pooling)``."""
+        classifier_head=head, classifier_pooling=pooling, classifier_centre_flank=centre_flank)``."""
         from .models import load_model
         from .tokenize import load_tokenizer
 
         def factory():
             return load_model(checkpoint, task="classification", num_labels=2, classifier_head=head,
-                              classifier_pooling=pooling)
+                              classifier_pooling=pooling, classifier_centre_flank=centre_flank)
 
         return cls(factory, load_tokenizer(checkpoint), **kwargs)
 

@@ -22,14 +22,15 @@ from .baselines import FinetunedTransformer, all_baselines, evaluate_models
 
 
 def selected_candidates(search: pd.DataFrame, data: str | None = None) -> dict:
-    """``{assay: {"head", "pooling", "learning_rate"}}`` of the rows marked ``selected`` in a model-selection table
+    """``{assay: {"head", "pooling", "learning_rate"[, "centre_flank"]}}`` of the rows marked ``selected`` in a model-selection table
     (:attr:`allelic.language_model.Selection.search`, chapter 04's ``selection.tsv``), for one ``data`` set."""
     t = search[search["selected"].astype(bool)]
     if data is not None:
         t = t[t["data"] == data]
     if t.empty:
         raise ValueError(f"no selected candidate{f' for data {data!r}' if data else ''} in the selection table")
-    return {r.assay: {"head": r.head, "pooling": r.pooling, "learning_rate": float(r.learning_rate)}
+    return {r.assay: {"head": r.head, "pooling": r.pooling, "learning_rate": float(r.learning_rate),
+                      **({"centre_flank": int(r.centre_flank)} if r.pooling == "centre" else {})}
             for r in t.itertuples()}
 
 
@@ -56,8 +57,8 @@ def transformer_vs_baselines(folds, checkpoint: Path | str | Callable, *, select
                 cand = selection.get(assay, {})
                 c = dataclasses.replace(cfg, learning_rate=cand.get("learning_rate", cfg.learning_rate))
                 transformer = FinetunedTransformer.from_checkpoint(
-                    ckpt, head=cand.get("head", "reference"), pooling=cand.get("pooling", "cls"), config=c,
-                    random_state=random_state, device=device)
+                    ckpt, head=cand.get("head", "reference"), pooling=cand.get("pooling", "cls"),
+                    centre_flank=cand.get("centre_flank", 4), config=c, random_state=random_state, device=device)
                 return all_baselines(assay, random_state=random_state, quick=quick) + [transformer]
 
             met, sc = evaluate_models(methods, table, random_state=seed, return_scores=True)

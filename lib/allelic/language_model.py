@@ -73,13 +73,14 @@ def _parts(examples: pd.DataFrame, assay: str) -> dict:
 
 
 def fit_assays(examples: pd.DataFrame, checkpoint, *, train_config=None, assays=None, head: str = "reference",
-               pooling: str = "cls", seq_col: str = "seq_ref", alt_col: str = "seq_alt", out_dir=None,
+               pooling: str = "cls", centre_flank: int = 4, seq_col: str = "seq_ref", alt_col: str = "seq_alt", out_dir=None,
                resume: bool = False, keep_models: bool = False, save_dir=None, data_name: str = "data") -> list[AssayFit]:
     """Fine-tune ``checkpoint`` once per assay on ``split == "train"`` (early stopping on ``"val"``), score ``"test"``.
 
     ``examples`` has the columns of :mod:`allelic.datasets` (``example_id, assay, label, seq_ref, seq_alt, split``).
-    ``head`` (``"reference"`` or ``"siamese"``: both alleles) and ``pooling`` (``"cls"`` or ``"mean"``) choose the
-    classifier (:class:`allelic.models.DNABert2ForSequenceClassification`). Each assay's training run writes its
+    ``head`` (``"reference"`` or ``"siamese"``: both alleles) and ``pooling`` (``"cls"``, ``"mean"`` or ``"centre"``:
+    the tokens within ``centre_flank`` bp of the SNV) choose the classifier
+    (:class:`allelic.models.DNABert2ForSequenceClassification`). Each assay's training run writes its
     ``checkpoint.pt`` and ``metrics.json`` under ``out_dir/<assay>/``; with ``save_dir`` the fine-tuned model is kept
     as a checkpoint directory ``save_dir/<data_name>_<assay>/`` (weights, tokenizer, ``model_card.json``) that
     :func:`allelic.models.load_model` and ``allelic predict`` load."""
@@ -94,13 +95,14 @@ def fit_assays(examples: pd.DataFrame, checkpoint, *, train_config=None, assays=
     for assay in assays or sorted(examples["assay"].unique()):
         parts = _parts(examples, assay)
         model = load_model(checkpoint, task="classification", num_labels=2, classifier_head=head,
-                           classifier_pooling=pooling)
+                           classifier_pooling=pooling, classifier_centre_flank=centre_flank)
         res = finetune(model, tok, parts["train"], parts["val"], config=cfg, seq_col=seq_col, alt_col=alt_col,
                        resume=resume, out_dir=Path(out_dir) / assay if out_dir else None)
         test = parts["test"]
         score = predict(res.model, tok, test[seq_col], test[alt_col] if head == "siamese" else None, device=cfg.device)
         m = binary_metrics(test["label"], score)
-        metrics = {"assay": assay, "head": head, "pooling": pooling, "learning_rate": cfg.learning_rate,
+        metrics = {"assay": assay, "head": head, "pooling": pooling,
+                   "centre_flank": centre_flank if pooling == "centre" else np.nan, "learning_rate": cfg.learning_rate,
                    "val_auroc": res.best.get("val_auroc", np.nan), "val_auprc": res.best.get("val_auprc", np.nan),
                    "auroc": m["auroc"], "auprc": m["auprc"], "n_train": len(parts["train"]),
                    "n_val": len(parts["val"]), "n_test": len(test), "test_pos_frac": m["n_pos"] / max(m["n"], 1),
@@ -152,15 +154,18 @@ class Selection:
     fits: list
 
 
-def candidate_grid(heads=("reference",), poolings=("cls",), learning_rates=(5e-4,)) -> list[dict]:
-    """Every combination of head, pooling and learning rate, as keyword dicts for :func:`select_and_fit`."""
-    return [{"head": h, "pooling": p, "learning_rate": lr} for h in heads for p in poolings for lr in learning_rates]
+def candidate_grid(heads=("reference",), poolings=("cls",), learning_rates=(5e-4,), centre_flanks=(4,)) -> list[dict]:
+    """Every combination of head, pooling and learning rate (and, for centre pooling, flank in bp), as keyword
+    dicts for :func:`select_and_fit`."""
+    return [{"head": h, "pooling": p, "learning_rate": lr, **({"centre_flank": f} if p == "centre" else {})}
+            for h in heads for p in poolings for f in (centre_flanks if p == "centre" else (None,))
+            for lr in learning_rates]
 
 
 def select_and_fit(examples: pd.DataFrame, checkpoint, candidates: list[dict], *, train_config=None, assays=None,
                    select_on=None, metric: str = "val_auroc", seq_col: str = "seq_ref", save_dir=None,
                    data_name: str = "data", out_dir=None, **fit_kw) -> Selection:
-    """Fine-tune candidates (``{"head", "pooling", "learning_rate"}``) and keep the one with the best ``metric`` on
+    """Fine-tune candidates (``{"head", "pooling", "learning_rate"[, "centre_flank"]}``) and keep the one with the best ``metric`` on
     the validation split (ties: the earlier candidate). The number of epochs is chosen on the validation split too
     (early stopping keeps the best step). Test metrics are recorded, never used to choose.
 
@@ -182,7 +187,8 @@ def select_and_fit(examples: pd.DataFrame, checkpoint, candidates: list[dict], *
         cand = candidates[i]
         c = dataclasses.replace(cfg, learning_rate=cand.get("learning_rate", cfg.learning_rate))
         f = fit_assays(examples, checkpoint, train_config=c, assays=[assay], head=cand.get("head", "reference"),
-                       pooling=cand.get("pooling", "cls"), seq_col=seq_col, keep_models=True,
+                       pooling=cand.get("pooling", "cls"), centre_flank=cand.get("centre_flank", 4), seq_col=seq_col,
+                       keep_models=True,
                        out_dir=Path(out_dir) / f"candidate{i}" if out_dir else None, **fit_kw)[0]
         f.metrics["candidate"] = i
         return f, c
@@ -276,6 +282,7 @@ def candidate_table(search: pd.DataFrame) -> pd.DataFrame:
     rate, the validation AUROC that chose, the held-out AUROC/AUPRC and epochs, and the choice."""
     cols = ["val_auroc", "auroc", "auprc", "best_epoch", "selected"]
     t = search[search["searched"]] if "searched" in search else search
+    t = t.assign(pooling=[f"{p} ±{f:g} bp" if p == "centre" else p for p, f in zip(t["pooling"], t["centre_flank"])])
     return t.set_index(["assay", "head", "pooling", "learning_rate"])[cols].round(3)
 
 
@@ -329,3 +336,9 @@ def fold_checkpoints(checkpoint, fold_spec: dict | None = None):
         return lambda table: Path(checkpoint)
     spec = PretrainSpec(**fold_spec)
     return lambda table: pretrained_checkpoint(table, spec=spec)
+
+
+def describe_candidate(row) -> str:
+    """``"siamese head, centre pooling (±4 bp), learning rate 0.0005"`` for a row of a selection table."""
+    pool = f"centre pooling (±{row['centre_flank']:g} bp)" if row["pooling"] == "centre" else f"{row['pooling']} pooling"
+    return f"{row['head']} head, {pool}, learning rate {row['learning_rate']:g}"

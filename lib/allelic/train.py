@@ -296,7 +296,7 @@ def model_inputs(model, tokenizer, sequences, alt_sequences=None, *, max_length:
             raise ValueError(f"{len(ids)} reference but {len(x['alt_input_ids'])} alternative windows")
     cfg = getattr(model, "config", None)
     if getattr(cfg, "classifier_pooling", "cls") == "centre":
-        centre, flank = len(seqs[0]) // 2, int(getattr(cfg, "classifier_centre_flank", 12))
+        centre, flank = len(seqs[0]) // 2, int(getattr(cfg, "classifier_centre_flank", 4))
         x["pool_mask"] = centre_mask(tokenizer, ids, centre=centre, flank=flank)
         if "alt_input_ids" in x:
             x["alt_pool_mask"] = centre_mask(tokenizer, x["alt_input_ids"], centre=centre, flank=flank)
