@@ -36,6 +36,8 @@ def test_runs_in_order_with_profile_parameters_then_caches(book, tmp_path):
     executed = nbformat.read(tmp_path / "build" / "executed" / "02_second.ipynb", as_version=4)
     injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert "x = 5" in injected[0].source  # the chapter block overrides common
+    paths = [executed.metadata.papermill[k] for k in ("input_path", "output_path")]
+    assert not any(p.startswith("/") for p in paths), paths  # the rendered book shows no absolute path
     again = run.run_book("smoke", notebooks_dir=nbs, profiles=prof, verbose=False)
     assert [r["status"] for r in again] == ["cached", "cached"]
     stamp = json.loads((tmp_path / "build" / "executed" / ".cache" / "01.json").read_text())

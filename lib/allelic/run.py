@@ -87,6 +87,18 @@ def run_chapter(notebook: Path, params: dict, out: Path, *, kernel_name: str = "
                             cwd=str(notebook.parent), progress_bar=False, log_output=log_output)
     except pm.PapermillExecutionError as exc:
         raise ChapterFailed(_failure_message(exc, notebook, out)) from None
+    _relative_papermill_paths(out)
+
+
+def _relative_papermill_paths(path: Path) -> None:
+    """papermill records the input and output paths it was given in the notebook's metadata; the rendered book
+    shows them relative to the book's root (:func:`allelic.config.shown`), never the building machine's."""
+    nb = json.loads(path.read_text())
+    meta = nb.get("metadata", {}).get("papermill", {})
+    for key in ("input_path", "output_path"):
+        if meta.get(key):
+            meta[key] = config.shown(meta[key])
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 
 def run_book(profile: str = "smoke", chapter_ids=None, *, force: bool = False, notebooks_dir=None,
