@@ -12,9 +12,12 @@ from allelic.motifs import load_jaspar
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _real_dir(env: str, default: str) -> Path | None:
+def _real(env: str, default: str, what: str) -> Path:
+    """The real-data path from ``env`` (else ``../<default>`` beside the checkout); skips the test when absent."""
     p = Path(os.environ.get(env) or ROOT.parent / default)
-    return p if p.exists() else None
+    if not p.exists():
+        pytest.skip(f"{what} absent: set {env} (e.g. ../{default})")
+    return p
 
 
 @pytest.fixture(scope="session")
@@ -24,35 +27,22 @@ def root() -> Path:
 
 @pytest.fixture(scope="session")
 def entex_dir() -> Path:
-    d = _real_dir("ALLELIC_ENTEX_DIR", "shared/data/entex_ctcf")
-    if d is None:
-        pytest.skip("real EN-TEx data absent: set ALLELIC_ENTEX_DIR (e.g. ../shared/data/entex_ctcf)")
-    return d
+    return _real("ALLELIC_ENTEX_DIR", "shared/data/entex_ctcf", "real EN-TEx data")
 
 
 @pytest.fixture(scope="session")
 def hek293_dir() -> Path:
-    d = _real_dir("ALLELIC_HEK293_DIR", "shared/data/hek293_ctcf")
-    if d is None:
-        pytest.skip("real HEK293 VCFs absent: set ALLELIC_HEK293_DIR (e.g. ../shared/data/hek293_ctcf)")
-    return d
+    return _real("ALLELIC_HEK293_DIR", "shared/data/hek293_ctcf", "real HEK293 VCFs")
 
 
 @pytest.fixture(scope="session")
 def real_corpus() -> Path:
-    p = _real_dir("ALLELIC_PRETRAIN_CORPUS", "shared/data/pretrain_corpus")
-    if p is None:
-        pytest.skip("real pretraining corpus absent: set ALLELIC_PRETRAIN_CORPUS (e.g. ../shared/data/pretrain_corpus)")
-    return p
+    return _real("ALLELIC_PRETRAIN_CORPUS", "shared/data/pretrain_corpus", "real pretraining corpus")
 
 
 @pytest.fixture(scope="session")
 def published_tokenizer() -> Path:
-    p = _real_dir("ALLELIC_TOKENIZER_DIR", "shared/models/dnabert2-117m-tokenizer")
-    if p is None:
-        pytest.skip("published DNABERT-2 tokenizer absent: set ALLELIC_TOKENIZER_DIR "
-                    "(e.g. ../shared/models/dnabert2-117m-tokenizer)")
-    return p
+    return _real("ALLELIC_TOKENIZER_DIR", "shared/models/dnabert2-117m-tokenizer", "published DNABERT-2 tokenizer")
 
 
 @pytest.fixture(scope="session")
