@@ -53,7 +53,7 @@ class AssayFit:
     """Fine-tuning of one assay: held-out ``scores`` (example_id, assay, label, score), ``metrics`` (one row:
     assay, head, pooling, learning_rate, val_auroc, val_auprc, auroc, auprc, n_train, n_val, n_test, best_step,
     seconds), the training ``history``, the model (``keep_models``) and the saved checkpoint directory
-    (``save_dir``)."""
+    (set by :func:`select_and_fit` with ``save_dir``)."""
 
     assay: str
     scores: pd.DataFrame
@@ -74,16 +74,15 @@ def _parts(examples: pd.DataFrame, assay: str) -> dict:
 
 def fit_assays(examples: pd.DataFrame, checkpoint, *, train_config=None, assays=None, head: str = "reference",
                pooling: str = "cls", centre_flank: int = 4, seq_col: str = "seq_ref", alt_col: str = "seq_alt", out_dir=None,
-               resume: bool = False, keep_models: bool = False, save_dir=None, data_name: str = "data") -> list[AssayFit]:
+               resume: bool = False, keep_models: bool = False) -> list[AssayFit]:
     """Fine-tune ``checkpoint`` once per assay on ``split == "train"`` (early stopping on ``"val"``), score ``"test"``.
 
     ``examples`` has the columns of :mod:`allelic.datasets` (``example_id, assay, label, seq_ref, seq_alt, split``).
     ``head`` (``"reference"`` or ``"siamese"``: both alleles) and ``pooling`` (``"cls"``, ``"mean"`` or ``"centre"``:
     the tokens within ``centre_flank`` bp of the SNV) choose the classifier
     (:class:`allelic.models.DNABert2ForSequenceClassification`). Each assay's training run writes its
-    ``checkpoint.pt`` and ``metrics.json`` under ``out_dir/<assay>/``; with ``save_dir`` the fine-tuned model is kept
-    as a checkpoint directory ``save_dir/<data_name>_<assay>/`` (weights, tokenizer, ``model_card.json``) that
-    :func:`allelic.models.load_model` and ``allelic predict`` load."""
+    ``checkpoint.pt`` and ``metrics.json`` under ``out_dir/<assay>/``. :func:`select_and_fit` keeps the chosen models
+    as checkpoint directories (:func:`save_finetuned`)."""
     from .evaluate import binary_metrics
     from .models import load_model
     from .tokenize import load_tokenizer
@@ -108,12 +107,7 @@ def fit_assays(examples: pd.DataFrame, checkpoint, *, train_config=None, assays=
                    "n_val": len(parts["val"]), "n_test": len(test), "test_pos_frac": m["n_pos"] / max(m["n"], 1),
                    "best_step": res.best_step, "best_epoch": int(res.best.get("epoch", -1)) + 1, "seconds": res.seconds}
         scores = test[["example_id", "assay", "label"]].assign(score=score)
-        model_dir = None
-        if save_dir is not None:
-            model_dir = save_finetuned(res.model, tok, Path(save_dir) / f"{data_name}_{assay}", checkpoint=checkpoint,
-                                       metrics=metrics, train_config=cfg, window=len(test[seq_col].iloc[0]),
-                                       data_name=data_name)
-        fits.append(AssayFit(assay, scores, metrics, res.history, res.model if keep_models else None, model_dir))
+        fits.append(AssayFit(assay, scores, metrics, res.history, res.model if keep_models else None))
     return fits
 
 
