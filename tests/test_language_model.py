@@ -109,3 +109,26 @@ def test_candidate_grid_gives_centre_pooling_its_flanks():
     assert len(grid) == 2 + 4  # cls x 2 learning rates; centre x 2 flanks x 2 learning rates
     assert {g.get("centre_flank") for g in grid} == {None, 4, 12}
     assert all(("centre_flank" in g) == (g["pooling"] == "centre") for g in grid)
+    assert {g["nucleotide_conv"] for g in grid} == {0}
+    conv = lm.candidate_grid(("reference",), ("centre",), (5e-4,), nucleotide_convs=(0, 15))
+    assert [g["nucleotide_conv"] for g in conv] == [0, 15]
+    assert lm.describe_candidate({**conv[1], "centre_flank": 4}) == (
+        "reference head, centre pooling (±4 bp), 15-bp nucleotide convolution, learning rate 0.0005")
+
+
+def test_selected_candidates_carry_the_whole_choice():
+    """Chapter 05 fine-tunes what chapter 04 chose: head, pooling, flank, convolution width and learning rate of the
+    rows marked selected, per data set; a table from before the convolution existed means none."""
+    from allelic.comparison import selected_candidates
+
+    search = pd.DataFrame({"data": ["simulator", "simulator", "entex"], "assay": ["CTCF", "CTCF", "CTCF"],
+                           "head": ["reference", "siamese", "reference"], "pooling": ["centre", "cls", "mean"],
+                           "centre_flank": [4.0, np.nan, np.nan], "nucleotide_conv": [15, 0, 0],
+                           "learning_rate": [5e-4, 1e-3, 1e-4], "selected": [True, False, True]})
+    assert selected_candidates(search, "simulator") == {"CTCF": {"head": "reference", "pooling": "centre",
+                                                                 "learning_rate": 5e-4, "nucleotide_conv": 15,
+                                                                 "centre_flank": 4}}
+    old = selected_candidates(search.drop(columns="nucleotide_conv"), "entex")
+    assert old["CTCF"]["nucleotide_conv"] == 0 and "centre_flank" not in old["CTCF"]
+    with pytest.raises(ValueError, match="no selected candidate"):
+        selected_candidates(search.assign(selected=False), "entex")

@@ -409,3 +409,39 @@ def test_centre_pooling_averages_the_given_tokens():
     assert torch.allclose(m(ids, attention_mask=mask, pool_mask=pool).logits, want, atol=1e-6)
     with pytest.raises(ValueError, match="pool_mask"):
         m(ids, attention_mask=mask)
+
+
+def test_nucleotide_convolution_adds_each_tokens_base_composition(mlm_model, tmp_path):
+    """A width-1 convolution whose filter j reads base j (ACGT) makes each token's feature the fraction of its bases
+    that are A, C, G, T (hand-counted from the string); zero for special tokens; N contributes nothing."""
+    torch.manual_seed(10)
+    m = DNABert2ForSequenceClassification(tiny(num_labels=2, nucleotide_conv_width=1)).eval()
+    emb = m.bert.embeddings
+    with torch.no_grad():
+        emb.nucleotide_conv.weight.zero_()
+        emb.nucleotide_conv.bias.zero_()
+        for j in range(4):
+            emb.nucleotide_conv.weight[j, j, 0] = 1.0
+    seq = "AACGTTTN"
+    codes = torch.tensor([["ACGTN".index(c) for c in seq]])
+    spans = torch.tensor([[[0, 0], [0, 3], [3, 4], [4, 8], [8, 8]]])  # [CLS], AAC, G, TTTN, [SEP]
+    f = emb.nucleotide_features(codes, spans, 5)[0, :, :4]
+    want = torch.tensor([[0, 0, 0, 0], [2 / 3, 1 / 3, 0, 0], [0, 0, 1, 0], [0, 0, 0, 3 / 4], [0, 0, 0, 0]])
+    assert torch.allclose(f, want, atol=1e-6)
+    assert torch.count_nonzero(emb.nucleotide_features(codes, spans, 5)[..., 4:]) == 0
+    # with the convolution at zero the model is the plain one with the same weights
+    with torch.no_grad():
+        emb.nucleotide_conv.weight.zero_()
+    plain = DNABert2ForSequenceClassification(tiny(num_labels=2)).eval()
+    plain.load_state_dict({k: v for k, v in m.state_dict().items() if "nucleotide_conv" not in k})
+    ids = torch.tensor([[1, 7, 9, 11, 2]])
+    assert torch.allclose(m(ids, nucleotide_ids=codes, token_spans=spans).logits, plain(ids).logits, atol=1e-6)
+    with pytest.raises(ValueError, match="nucleotide_ids"):
+        m(ids)
+    with pytest.raises(ValueError, match="fine-tuning only"):
+        DNABert2ForMaskedLM(tiny(nucleotide_conv_width=5))
+    # a pretrained checkpoint has no convolution: it is newly initialised, the encoder loaded as saved
+    mlm_model.save_pretrained(tmp_path / "mlm")
+    loaded = load_model(tmp_path / "mlm", task="classification", nucleotide_conv_width=5)
+    assert loaded.bert.embeddings.nucleotide_conv.weight.shape == (TINY["hidden_size"], 4, 5)
+    assert torch.equal(loaded.bert.encoder.layer[1].mlp.wo.weight, mlm_model.bert.encoder.layer[1].mlp.wo.weight)

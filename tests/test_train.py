@@ -172,6 +172,33 @@ def test_siamese_head_learns_what_the_reference_window_cannot(tok, pair_toy):
         finetune(_model(tok, classifier_head="siamese"), tok, train.drop(columns="seq_alt"), None, config=cfg)
 
 
+def test_nucleotide_convolution_inputs_fine_tuning_and_reload(tok, tmp_path):
+    """A model with the nucleotide convolution gets the bases and token spans from ``model_inputs`` (spans tile the
+    window, as the tokens' letters do), learns the planted motif, and scores the same after save and reload."""
+    from allelic.models import load_model
+    from allelic.tokenize import token_spans
+    from allelic.train import model_inputs
+
+    rng = np.random.default_rng(11)
+    train, val = _toy(600, rng), _toy(200, rng)
+    model = _model(tok, nucleotide_conv_width=9, classifier_pooling="centre")
+    x = model_inputs(model, tok, val["seq_ref"])
+    assert x["nucleotide_ids"].shape == (200, 200)
+    assert "".join("ACGTN"[i] for i in x["nucleotide_ids"][0].tolist()) == val["seq_ref"].iloc[0]
+    start, end = token_spans(tok, x["input_ids"])
+    assert torch.equal(x["token_spans"], torch.stack([start, end], dim=-1))
+    real = x["attention_mask"][0].bool() & (end[0] > start[0])
+    assert int((end[0] - start[0])[real].sum()) == 200 and int(end[0].max()) == 200
+    cfg = TrainConfig(learning_rate=1e-3, batch_size=32, epochs=3, early_stopping_patience=None, progress=False)
+    res = finetune(model, tok, train, val, config=cfg)
+    assert res.best["val_auroc"] > 0.9, res.history.dropna().tail()
+    res.model.save_pretrained(tmp_path / "m")
+    tok.save_pretrained(tmp_path / "m")
+    again = load_model(tmp_path / "m")
+    assert again.config.nucleotide_conv_width == 9
+    assert np.allclose(predict(again, tok, val["seq_ref"]), predict(res.model, tok, val["seq_ref"]), atol=1e-6)
+
+
 def test_pretrain_mlm_resume_gives_the_same_weights(tok, tmp_path):
     cfg = DNABert2Config(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                          intermediate_size=64, pad_token_id=tok.pad_token_id)

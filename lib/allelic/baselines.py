@@ -1316,16 +1316,18 @@ class FinetunedTransformer(Baseline):
 
     @classmethod
     def from_checkpoint(cls, checkpoint, *, head: str = "reference", pooling: str = "cls", centre_flank: int = 4,
-                        **kwargs) -> "FinetunedTransformer":
+                        nucleotide_conv: int = 0, **kwargs) -> "FinetunedTransformer":
         """Fine-tune a saved checkpoint (tokenizer beside it), as :func:`allelic.language_model.fit_assays`
         does: ``model_factory = lambda: load_model(checkpoint, task="classification", num_labels=2,
-        classifier_head=head, classifier_pooling=pooling, classifier_centre_flank=centre_flank)``."""
+        classifier_head=head, classifier_pooling=pooling, classifier_centre_flank=centre_flank,
+        nucleotide_conv_width=nucleotide_conv)``."""
         from .models import load_model
         from .tokenize import load_tokenizer
 
         def factory():
             return load_model(checkpoint, task="classification", num_labels=2, classifier_head=head,
-                              classifier_pooling=pooling, classifier_centre_flank=centre_flank)
+                              classifier_pooling=pooling, classifier_centre_flank=centre_flank,
+                              nucleotide_conv_width=nucleotide_conv)
 
         return cls(factory, load_tokenizer(checkpoint), **kwargs)
 

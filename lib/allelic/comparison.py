@@ -22,16 +22,19 @@ from .baselines import FinetunedTransformer, all_baselines, evaluate_models
 
 
 def selected_candidates(search: pd.DataFrame, data: str | None = None) -> dict:
-    """``{assay: {"head", "pooling", "learning_rate"[, "centre_flank"]}}`` of the rows marked ``selected`` in a model-selection table
+    """``{assay: {"head", "pooling", "learning_rate", "nucleotide_conv"[, "centre_flank"]}}`` of the rows marked
+    ``selected`` in a model-selection table
     (:attr:`allelic.language_model.Selection.search`, chapter 04's ``selection.tsv``), for one ``data`` set."""
     t = search[search["selected"].astype(bool)]
     if data is not None:
         t = t[t["data"] == data]
     if t.empty:
         raise ValueError(f"no selected candidate{f' for data {data!r}' if data else ''} in the selection table")
+    conv = t["nucleotide_conv"].fillna(0).astype(int) if "nucleotide_conv" in t else pd.Series(0, index=t.index)
     return {r.assay: {"head": r.head, "pooling": r.pooling, "learning_rate": float(r.learning_rate),
+                      "nucleotide_conv": int(w),
                       **({"centre_flank": int(r.centre_flank)} if r.pooling == "centre" else {})}
-            for r in t.itertuples()}
+            for r, w in zip(t.itertuples(), conv)}
 
 
 def transformer_vs_baselines(folds, checkpoint: Path | str | Callable, *, selection: dict | None = None,
@@ -58,7 +61,8 @@ def transformer_vs_baselines(folds, checkpoint: Path | str | Callable, *, select
                 c = dataclasses.replace(cfg, learning_rate=cand.get("learning_rate", cfg.learning_rate))
                 transformer = FinetunedTransformer.from_checkpoint(
                     ckpt, head=cand.get("head", "reference"), pooling=cand.get("pooling", "cls"),
-                    centre_flank=cand.get("centre_flank", 4), config=c, random_state=random_state, device=device)
+                    centre_flank=cand.get("centre_flank", 4), nucleotide_conv=cand.get("nucleotide_conv", 0), config=c,
+                    random_state=random_state, device=device)
                 return all_baselines(assay, random_state=random_state, quick=quick) + [transformer]
 
             met, sc = evaluate_models(methods, table, random_state=seed, return_scores=True)

@@ -73,14 +73,15 @@ def _parts(examples: pd.DataFrame, assay: str) -> dict:
 
 
 def fit_assays(examples: pd.DataFrame, checkpoint, *, train_config=None, assays=None, head: str = "reference",
-               pooling: str = "cls", centre_flank: int = 4, seq_col: str = "seq_ref", alt_col: str = "seq_alt", out_dir=None,
-               resume: bool = False, keep_models: bool = False) -> list[AssayFit]:
+               pooling: str = "cls", centre_flank: int = 4, nucleotide_conv: int = 0, seq_col: str = "seq_ref",
+               alt_col: str = "seq_alt", out_dir=None, resume: bool = False, keep_models: bool = False) -> list[AssayFit]:
     """Fine-tune ``checkpoint`` once per assay on ``split == "train"`` (early stopping on ``"val"``), score ``"test"``.
 
     ``examples`` has the columns of :mod:`allelic.datasets` (``example_id, assay, label, seq_ref, seq_alt, split``).
     ``head`` (``"reference"`` or ``"siamese"``: both alleles) and ``pooling`` (``"cls"``, ``"mean"`` or ``"centre"``:
     the tokens within ``centre_flank`` bp of the SNV) choose the classifier
-    (:class:`allelic.models.DNABert2ForSequenceClassification`). Each assay's training run writes its
+    (:class:`allelic.models.DNABert2ForSequenceClassification`); ``nucleotide_conv`` > 0 adds a convolution of that
+    width over the bases to the token embeddings (:class:`allelic.models.DNABert2Config` ``nucleotide_conv_width``). Each assay's training run writes its
     ``checkpoint.pt`` and ``metrics.json`` under ``out_dir/<assay>/``. :func:`select_and_fit` keeps the chosen models
     as checkpoint directories (:func:`save_finetuned`)."""
     from .evaluate import binary_metrics
@@ -94,14 +95,16 @@ def fit_assays(examples: pd.DataFrame, checkpoint, *, train_config=None, assays=
     for assay in assays or sorted(examples["assay"].unique()):
         parts = _parts(examples, assay)
         model = load_model(checkpoint, task="classification", num_labels=2, classifier_head=head,
-                           classifier_pooling=pooling, classifier_centre_flank=centre_flank)
+                           classifier_pooling=pooling, classifier_centre_flank=centre_flank,
+                           nucleotide_conv_width=nucleotide_conv)
         res = finetune(model, tok, parts["train"], parts["val"], config=cfg, seq_col=seq_col, alt_col=alt_col,
                        resume=resume, out_dir=Path(out_dir) / assay if out_dir else None)
         test = parts["test"]
         score = predict(res.model, tok, test[seq_col], test[alt_col] if head == "siamese" else None, device=cfg.device)
         m = binary_metrics(test["label"], score)
         metrics = {"assay": assay, "head": head, "pooling": pooling,
-                   "centre_flank": centre_flank if pooling == "centre" else np.nan, "learning_rate": cfg.learning_rate,
+                   "centre_flank": centre_flank if pooling == "centre" else np.nan,
+                   "nucleotide_conv": int(nucleotide_conv), "learning_rate": cfg.learning_rate,
                    "val_auroc": res.best.get("val_auroc", np.nan), "val_auprc": res.best.get("val_auprc", np.nan),
                    "auroc": m["auroc"], "auprc": m["auprc"], "n_train": len(parts["train"]),
                    "n_val": len(parts["val"]), "n_test": len(test), "test_pos_frac": m["n_pos"] / max(m["n"], 1),
@@ -125,7 +128,7 @@ def save_finetuned(model, tokenizer, out_dir, *, checkpoint, metrics: dict, trai
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     base = describe_checkpoint(checkpoint)
-    card = {"model": f"fine-tuned AS classifier ({metrics['head']} head, {metrics['pooling']} pooling) on "
+    card = {"model": f"fine-tuned AS classifier ({describe_candidate(metrics)}) on "
                      f"{base.get('model', checkpoint)}",
             "task": f"is the SNV at the window centre allele-specific in {metrics['assay']} ({data_name})?",
             "pretrained_from": {k: base.get(k) for k in ("model", "pretraining", "source", "key") if k in base},
@@ -148,18 +151,21 @@ class Selection:
     fits: list
 
 
-def candidate_grid(heads=("reference",), poolings=("cls",), learning_rates=(5e-4,), centre_flanks=(4,)) -> list[dict]:
-    """Every combination of head, pooling and learning rate (and, for centre pooling, flank in bp), as keyword
-    dicts for :func:`select_and_fit`."""
-    return [{"head": h, "pooling": p, "learning_rate": lr, **({"centre_flank": f} if p == "centre" else {})}
+def candidate_grid(heads=("reference",), poolings=("cls",), learning_rates=(5e-4,), centre_flanks=(4,),
+                   nucleotide_convs=(0,)) -> list[dict]:
+    """Every combination of head, pooling, nucleotide convolution width (0: none) and learning rate (and, for centre
+    pooling, flank in bp), as keyword dicts for :func:`select_and_fit`."""
+    return [{"head": h, "pooling": p, "nucleotide_conv": w, "learning_rate": lr,
+             **({"centre_flank": f} if p == "centre" else {})}
             for h in heads for p in poolings for f in (centre_flanks if p == "centre" else (None,))
-            for lr in learning_rates]
+            for w in nucleotide_convs for lr in learning_rates]
 
 
 def select_and_fit(examples: pd.DataFrame, checkpoint, candidates: list[dict], *, train_config=None, assays=None,
                    select_on=None, metric: str = "val_auroc", seq_col: str = "seq_ref", save_dir=None,
                    data_name: str = "data", out_dir=None, **fit_kw) -> Selection:
-    """Fine-tune candidates (``{"head", "pooling", "learning_rate"[, "centre_flank"]}``) and keep the one with the best ``metric`` on
+    """Fine-tune candidates (``{"head", "pooling", "learning_rate"[, "centre_flank", "nucleotide_conv"]}``, e.g.
+    :func:`candidate_grid`) and keep the one with the best ``metric`` on
     the validation split (ties: the earlier candidate). The number of epochs is chosen on the validation split too
     (early stopping keeps the best step). Test metrics are recorded, never used to choose.
 
@@ -181,8 +187,8 @@ def select_and_fit(examples: pd.DataFrame, checkpoint, candidates: list[dict], *
         cand = candidates[i]
         c = dataclasses.replace(cfg, learning_rate=cand.get("learning_rate", cfg.learning_rate))
         f = fit_assays(examples, checkpoint, train_config=c, assays=[assay], head=cand.get("head", "reference"),
-                       pooling=cand.get("pooling", "cls"), centre_flank=cand.get("centre_flank", 4), seq_col=seq_col,
-                       keep_models=True,
+                       pooling=cand.get("pooling", "cls"), centre_flank=cand.get("centre_flank", 4),
+                       nucleotide_conv=cand.get("nucleotide_conv", 0), seq_col=seq_col, keep_models=True,
                        out_dir=Path(out_dir) / f"candidate{i}" if out_dir else None, **fit_kw)[0]
         f.metrics["candidate"] = i
         return f, c
@@ -272,12 +278,15 @@ def card_table(card: dict) -> pd.DataFrame:
 
 
 def candidate_table(search: pd.DataFrame) -> pd.DataFrame:
-    """The searched candidates of a selection (:class:`Selection` ``.search``): per assay, head, pooling and learning
-    rate, the validation AUROC that chose, the held-out AUROC/AUPRC and epochs, and the choice."""
+    """The searched candidates of a selection (:class:`Selection` ``.search``): per assay, head, pooling, nucleotide
+    convolution and learning rate, the validation AUROC that chose, the held-out AUROC/AUPRC and epochs, and the
+    choice."""
     cols = ["val_auroc", "auroc", "auprc", "best_epoch", "selected"]
     t = search[search["searched"]] if "searched" in search else search
-    t = t.assign(pooling=[f"{p} ±{f:g} bp" if p == "centre" else p for p, f in zip(t["pooling"], t["centre_flank"])])
-    return t.set_index(["assay", "head", "pooling", "learning_rate"])[cols].round(3)
+    conv = t["nucleotide_conv"] if "nucleotide_conv" in t else pd.Series(0, index=t.index)
+    t = t.assign(pooling=[f"{p} ±{f:g} bp" if p == "centre" else p for p, f in zip(t["pooling"], t["centre_flank"])],
+                 nucleotide_conv=[f"{int(w)} bp" if w else "none" for w in conv.fillna(0)])
+    return t.set_index(["assay", "head", "pooling", "nucleotide_conv", "learning_rate"])[cols].round(3)
 
 
 def head_gain(search: pd.DataFrame, assay: str) -> str:
@@ -333,6 +342,9 @@ def fold_checkpoints(checkpoint, fold_spec: dict | None = None):
 
 
 def describe_candidate(row) -> str:
-    """``"siamese head, centre pooling (±4 bp), learning rate 0.0005"`` for a row of a selection table."""
+    """``"reference head, centre pooling (±4 bp), 15-bp nucleotide convolution, learning rate 0.0005"`` for a row of
+    a selection table (or a fit's metrics)."""
     pool = f"centre pooling (±{row['centre_flank']:g} bp)" if row["pooling"] == "centre" else f"{row['pooling']} pooling"
-    return f"{row['head']} head, {pool}, learning rate {row['learning_rate']:g}"
+    w = row.get("nucleotide_conv", 0)
+    conv = f", {int(w)}-bp nucleotide convolution" if w and w == w else ""
+    return f"{row['head']} head, {pool}{conv}, learning rate {row['learning_rate']:g}"

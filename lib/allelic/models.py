@@ -94,6 +94,16 @@ class DNABert2Config(PretrainedConfig):
     * ``classifier_head``: ``"reference"`` (one window, the SNV's reference allele) or ``"siamese"`` (the shared
       encoder reads the reference and the alternative window; the classifier sees ``[e_ref, e_alt, e_alt - e_ref]``,
       as entexBERT-2 does), so the model sees what the alternative allele changes.
+
+    Nucleotide convolution (not in the published architecture; off by default):
+
+    * ``nucleotide_conv_width``: 0 (off, DNABERT-2 as published) or the width *w* of a convolution over the one-hot
+      bases of the window (``hidden_size`` filters, ReLU), averaged over each token's bases and added to its word
+      embedding before the LayerNorm. A BPE token hides where in it a base sits and which bases its neighbours hold;
+      *w*-base filters are position-weight matrices, so a motif is learnable from few labels and every token knows
+      the motifs around its bases. The caller passes ``nucleotide_ids`` (b, L) and ``token_spans`` (b, s, 2)
+      (:func:`allelic.train.model_inputs` does). A checkpoint without these weights (any pretrained one) gets them
+      newly initialised.
     """
 
     model_type = "dnabert2"
@@ -117,6 +127,7 @@ class DNABert2Config(PretrainedConfig):
     classifier_pooling: str = "cls"
     classifier_head: str = "reference"
     classifier_centre_flank: int = 4
+    nucleotide_conv_width: int = 0
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -153,22 +164,44 @@ def alibi_bias(n_heads: int, size: int, device=None, dtype=torch.float32) -> tor
 # modules (names as in MosaicBERT / DNABERT-2 bert_layers.py, so that state dicts match)
 # ---------------------------------------------------------------------------------------------------------------------
 class DNABert2Embeddings(nn.Module):
-    """Word + token-type embeddings, LayerNorm, dropout; no position embeddings (ALiBi)."""
+    """Word + token-type embeddings (+ the optional nucleotide convolution), LayerNorm, dropout; no position
+    embeddings (ALiBi)."""
 
     def __init__(self, config: DNABert2Config):
         super().__init__()
         pad = config.pad_token_id if config.pad_token_id is not None and 0 <= config.pad_token_id < config.vocab_size else None
         self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=pad)
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        w = int(getattr(config, "nucleotide_conv_width", 0) or 0)
+        self.nucleotide_conv = nn.Conv1d(4, config.hidden_size, w, padding=w // 2) if w else None
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, input_ids=None, token_type_ids=None, inputs_embeds=None) -> torch.Tensor:
+    def nucleotide_features(self, nucleotide_ids: torch.Tensor, token_spans: torch.Tensor, n_tokens: int) -> torch.Tensor:
+        """(b, s, hidden): the ReLU of the convolution over the bases (codes A, C, G, T = 0..3; N and padding: 4,
+        an all-zero column), averaged over each token's bases ``token_spans[..., 0] <= base < token_spans[..., 1]``
+        (zero for special and padding tokens)."""
+        onehot = F.one_hot(nucleotide_ids.long().clamp(0, 4), 5)[..., :4].to(self.nucleotide_conv.weight.dtype)
+        conv = F.relu(self.nucleotide_conv(onehot.transpose(1, 2)))[..., :nucleotide_ids.shape[1]]  # (b, h, L)
+        if token_spans.shape[1] != n_tokens:
+            raise ValueError(f"token_spans has {token_spans.shape[1]} tokens, input_ids {n_tokens}")
+        base = torch.arange(nucleotide_ids.shape[1], device=conv.device)
+        span = (base >= token_spans[..., :1]) & (base < token_spans[..., 1:])  # (b, s, L)
+        span = span.to(conv.dtype)
+        return torch.bmm(span / span.sum(-1, keepdim=True).clamp(min=1), conv.transpose(1, 2))
+
+    def forward(self, input_ids=None, token_type_ids=None, inputs_embeds=None, nucleotide_ids=None,
+                token_spans=None) -> torch.Tensor:
         if inputs_embeds is None:
             inputs_embeds = self.word_embeddings(input_ids)
         if token_type_ids is None:
             token_type_ids = torch.zeros(inputs_embeds.shape[:2], dtype=torch.long, device=inputs_embeds.device)
         x = inputs_embeds + self.token_type_embeddings(token_type_ids)
+        if self.nucleotide_conv is not None:
+            if nucleotide_ids is None or token_spans is None:
+                raise ValueError("nucleotide_conv_width > 0: pass nucleotide_ids and token_spans "
+                                 "(allelic.train.model_inputs builds them)")
+            x = x + self.nucleotide_features(nucleotide_ids, token_spans, x.shape[1])
         return self.dropout(self.LayerNorm(x))
 
 
@@ -398,8 +431,10 @@ class DNABert2Model(DNABert2PreTrainedModel):
         self.embeddings.word_embeddings = value
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, inputs_embeds=None,
-                output_attentions=None, output_hidden_states=None, return_dict=None):
+                output_attentions=None, output_hidden_states=None, return_dict=None, nucleotide_ids=None,
+                token_spans=None):
         """``position_ids`` is accepted and ignored (ALiBi). ``attention_mask`` (b, s): 1 real token, 0 padding.
+        ``nucleotide_ids`` / ``token_spans``: the bases and each token's base span (``nucleotide_conv_width > 0``).
 
         Returns :class:`BaseModelOutputWithPoolingAndCrossAttentions` (``last_hidden_state`` (b, s, hidden), zero at
         padded positions; ``pooler_output`` (b, hidden) or None; ``hidden_states``: embeddings + one per layer;
@@ -411,7 +446,8 @@ class DNABert2Model(DNABert2PreTrainedModel):
         device = input_ids.device if input_ids is not None else inputs_embeds.device
         if attention_mask is None:
             attention_mask = torch.ones(shape, dtype=torch.long, device=device)
-        x = self.embeddings(input_ids=input_ids, token_type_ids=token_type_ids, inputs_embeds=inputs_embeds)
+        x = self.embeddings(input_ids=input_ids, token_type_ids=token_type_ids, inputs_embeds=inputs_embeds,
+                            nucleotide_ids=nucleotide_ids, token_spans=token_spans)
         seq, hidden, attn = self.encoder(x, attention_mask, output_attentions=oa, output_hidden_states=oh)
         pooled = self.pooler(seq) if self.pooler is not None else None
         out = BaseModelOutputWithPoolingAndCrossAttentions(
@@ -426,6 +462,9 @@ class DNABert2ForMaskedLM(DNABert2PreTrainedModel):
 
     def __init__(self, config: DNABert2Config):
         super().__init__(config)
+        if getattr(config, "nucleotide_conv_width", 0):
+            raise ValueError("nucleotide_conv_width > 0 is for fine-tuning only: in masked-language-model training "
+                             "the convolution would see the masked bases")
         self.bert = DNABert2Model(config, add_pooling_layer=False)
         self.cls = DNABert2OnlyMLMHead(config)
         if getattr(config, "tie_word_embeddings", True):
@@ -485,12 +524,15 @@ class DNABert2ForSequenceClassification(DNABert2PreTrainedModel):
         self.post_init()
 
     def embed(self, input_ids=None, attention_mask=None, token_type_ids=None, inputs_embeds=None,
-              output_attentions=False, output_hidden_states=False, pool_mask=None):
+              output_attentions=False, output_hidden_states=False, pool_mask=None, nucleotide_ids=None,
+              token_spans=None):
         """The pooled embedding of one window, (b, hidden), and the encoder output. ``pool_mask`` (b, s): the tokens
-        to average for ``"centre"`` pooling (required there)."""
+        to average for ``"centre"`` pooling (required there); ``nucleotide_ids`` / ``token_spans``: see
+        :class:`DNABert2Config` ``nucleotide_conv_width``."""
         out = self.bert(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
                         inputs_embeds=inputs_embeds, output_attentions=output_attentions,
-                        output_hidden_states=output_hidden_states, return_dict=True)
+                        output_hidden_states=output_hidden_states, return_dict=True,
+                        nucleotide_ids=nucleotide_ids, token_spans=token_spans)
         if self.pooling == "cls":
             return out.pooler_output, out
         h = out.last_hidden_state  # zero at padded positions
@@ -506,16 +548,20 @@ class DNABert2ForSequenceClassification(DNABert2PreTrainedModel):
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, position_ids=None,
                 inputs_embeds=None, output_attentions=None, output_hidden_states=None, return_dict=None,
-                alt_input_ids=None, alt_attention_mask=None, pool_mask=None, alt_pool_mask=None):
+                alt_input_ids=None, alt_attention_mask=None, pool_mask=None, alt_pool_mask=None, nucleotide_ids=None,
+                token_spans=None, alt_nucleotide_ids=None, alt_token_spans=None):
         """``alt_input_ids`` / ``alt_attention_mask`` (b, s'): the alternative-allele windows (siamese head only);
-        ``pool_mask`` / ``alt_pool_mask``: the tokens to average for ``"centre"`` pooling. Attentions and hidden
-        states returned are those of the reference window."""
+        ``pool_mask`` / ``alt_pool_mask``: the tokens to average for ``"centre"`` pooling; ``nucleotide_ids`` /
+        ``token_spans`` (and ``alt_*``): the bases and token spans for ``nucleotide_conv_width > 0``. Attentions
+        and hidden states returned are those of the reference window."""
         oa, oh, rd = self._flags(output_attentions, output_hidden_states, return_dict)
-        pooled, out = self.embed(input_ids, attention_mask, token_type_ids, inputs_embeds, oa, oh, pool_mask)
+        pooled, out = self.embed(input_ids, attention_mask, token_type_ids, inputs_embeds, oa, oh, pool_mask,
+                                 nucleotide_ids, token_spans)
         if self.siamese:
             if alt_input_ids is None:
                 raise ValueError("a siamese classifier needs alt_input_ids (the alternative-allele windows)")
-            alt, _ = self.embed(alt_input_ids, alt_attention_mask, pool_mask=alt_pool_mask)
+            alt, _ = self.embed(alt_input_ids, alt_attention_mask, pool_mask=alt_pool_mask,
+                                nucleotide_ids=alt_nucleotide_ids, token_spans=alt_token_spans)
             pooled = torch.cat([pooled, alt, alt - pooled], dim=-1)
         elif alt_input_ids is not None:
             raise ValueError("alt_input_ids given to a reference-only classifier (classifier_head='reference')")
@@ -580,7 +626,7 @@ _CONFIG_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention
                 "hidden_act", "hidden_dropout_prob", "attention_probs_dropout_prob", "max_position_embeddings",
                 "type_vocab_size", "initializer_range", "layer_norm_eps", "pad_token_id", "classifier_dropout",
                 "alibi_starting_size", "tie_word_embeddings", "problem_type", "bos_token_id", "eos_token_id",
-                "classifier_pooling", "classifier_head", "classifier_centre_flank")
+                "classifier_pooling", "classifier_head", "classifier_centre_flank", "nucleotide_conv_width")
 _WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 
 
@@ -737,11 +783,12 @@ def load_dnabert2(path, *, task: str = "classification", num_labels: int | None 
     if task == "mlm" and getattr(config, "tie_word_embeddings", True):
         missing = [k for k in missing if k != decoder_w]
     enc_prefix = ("embeddings.", "encoder.") if base else ("bert.embeddings.", "bert.encoder.")
-    missing_enc = [k for k in missing if k.startswith(enc_prefix)]
+    # the nucleotide convolution is not part of a pretrained encoder: new, like a classifier
+    missing_enc = [k for k in missing if k.startswith(enc_prefix) and ".nucleotide_conv." not in k]
     if missing_enc:
         raise ValueError(f"DNABERT-2 checkpoint {path} lacks {len(missing_enc)} encoder weight(s): "
                          f"{', '.join(missing_enc[:5])}{' ...' if len(missing_enc) > 5 else ''}")
-    heads = [k for k in missing if not k.startswith(enc_prefix)]
+    heads = [k for k in missing if k not in missing_enc]
     if heads:
         level = logging.WARNING if task == "mlm" and any(k.startswith("cls.") for k in heads) else logging.INFO
         logger.log(level, "%s: newly initialised (not in the checkpoint): %s", path, ", ".join(heads))

@@ -267,6 +267,24 @@ def token_spans(tokenizer, input_ids):
     return start, end
 
 
+def nucleotide_ids(sequences, width: int | None = None):
+    """(n, width) int64 base codes A, C, G, T, N = 0..4 of the windows (past a window's end: 4), the
+    ``nucleotide_ids`` input of a model with a nucleotide convolution (:class:`allelic.models.DNABert2Config`
+    ``nucleotide_conv_width``). Sequences are checked by :func:`validate_sequences`."""
+    import numpy as np
+    import torch
+
+    seqs = validate_sequences(sequences)
+    width = max(map(len, seqs), default=0) if width is None else int(width)
+    lut = np.zeros(256, dtype=np.int64)
+    for i, c in enumerate(ALPHABET):
+        lut[ord(c)] = i
+    out = np.full((len(seqs), width), 4, dtype=np.int64)
+    for i, s in enumerate(seqs):
+        out[i, :min(len(s), width)] = lut[np.frombuffer(s[:width].encode("ascii"), dtype=np.uint8)]
+    return torch.from_numpy(out)
+
+
 def centre_mask(tokenizer, input_ids, *, centre: int, flank: int):
     """Boolean (n, L): the tokens whose bases overlap ``[centre - flank, centre + flank]`` (the variant and its
     neighbourhood, for :class:`allelic.models.DNABert2ForSequenceClassification` with ``classifier_pooling

@@ -281,25 +281,38 @@ def model_inputs(model, tokenizer, sequences, alt_sequences=None, *, max_length:
     """Everything ``model`` reads for these windows, tokenised once: ``input_ids`` and ``attention_mask`` (n, L);
     for a siamese model (``classifier_head "siamese"``) the alternative windows' ``alt_input_ids`` and
     ``alt_attention_mask`` (``alt_sequences`` required); for ``classifier_pooling "centre"`` the ``pool_mask`` (and
-    ``alt_pool_mask``) of the tokens around the window centre (the SNV: windows are centred on it)."""
+    ``alt_pool_mask``) of the tokens around the window centre (the SNV: windows are centred on it); for a
+    nucleotide convolution (``nucleotide_conv_width > 0``) the bases ``nucleotide_ids`` (n, bases) and each token's
+    ``token_spans`` (n, L, 2) (and ``alt_*``)."""
+    import torch
+
     from .models import is_pair_model
-    from .tokenize import centre_mask
+    from .tokenize import centre_mask, nucleotide_ids, token_spans
+
+    cfg = getattr(model, "config", None)
+    centre = getattr(cfg, "classifier_pooling", "cls") == "centre"
+    conv = bool(getattr(cfg, "nucleotide_conv_width", 0))
+
+    def one(seqs, prefix):
+        ids, mask = tokenize_all(tokenizer, seqs, max_length=max_length)
+        x = {f"{prefix}input_ids": ids, f"{prefix}attention_mask": mask}
+        if centre:
+            x[f"{prefix}pool_mask"] = centre_mask(tokenizer, ids, centre=len(seqs[0]) // 2,
+                                                  flank=int(getattr(cfg, "classifier_centre_flank", 4)))
+        if conv:
+            x[f"{prefix}nucleotide_ids"] = nucleotide_ids(seqs)
+            x[f"{prefix}token_spans"] = torch.stack(token_spans(tokenizer, ids), dim=-1)
+        return x
 
     seqs = list(sequences)
-    ids, mask = tokenize_all(tokenizer, seqs, max_length=max_length)
-    x = {"input_ids": ids, "attention_mask": mask}
+    x = one(seqs, "")
     if is_pair_model(model):
         if alt_sequences is None:
             raise ValueError("a siamese model scores SNVs from both alleles: pass alt_sequences")
-        x["alt_input_ids"], x["alt_attention_mask"] = tokenize_all(tokenizer, list(alt_sequences), max_length=max_length)
-        if len(x["alt_input_ids"]) != len(ids):
-            raise ValueError(f"{len(ids)} reference but {len(x['alt_input_ids'])} alternative windows")
-    cfg = getattr(model, "config", None)
-    if getattr(cfg, "classifier_pooling", "cls") == "centre":
-        centre, flank = len(seqs[0]) // 2, int(getattr(cfg, "classifier_centre_flank", 4))
-        x["pool_mask"] = centre_mask(tokenizer, ids, centre=centre, flank=flank)
-        if "alt_input_ids" in x:
-            x["alt_pool_mask"] = centre_mask(tokenizer, x["alt_input_ids"], centre=centre, flank=flank)
+        alt = list(alt_sequences)
+        if len(alt) != len(seqs):
+            raise ValueError(f"{len(seqs)} reference but {len(alt)} alternative windows")
+        x.update(one(alt, "alt_"))
     return x
 
 
