@@ -102,6 +102,12 @@ def test_head_gain_compares_the_best_on_validation_of_each_side():
     assert "siamese vs reference head: held-out AUROC 0.640 vs 0.580 (+0.060)" in s
     # mean best: siamese mean (0.72) -> 0.64; cls best: siamese cls (0.70) -> 0.66
     assert "mean vs cls pooling: held-out AUROC 0.640 vs 0.660 (-0.020)" in s and "centre" not in s
+    assert "convolution" not in s
+    conv = pd.concat([search.assign(nucleotide_conv=0),
+                      pd.DataFrame({"assay": ["CTCF"], "searched": [True], "head": ["reference"], "pooling": ["cls"],
+                                    "nucleotide_conv": [15], "val_auroc": [0.71], "auroc": [0.75]})])
+    # with: its only candidate (0.75); without: the best on validation, siamese mean (0.72) -> 0.64
+    assert "with vs without convolution: held-out AUROC 0.750 vs 0.640 (+0.110)" in lm.head_gain(conv, "CTCF")
 
 
 def test_candidate_grid_gives_centre_pooling_its_flanks():
@@ -132,3 +138,29 @@ def test_selected_candidates_carry_the_whole_choice():
     assert old["CTCF"]["nucleotide_conv"] == 0 and "centre_flank" not in old["CTCF"]
     with pytest.raises(ValueError, match="no selected candidate"):
         selected_candidates(search.assign(selected=False), "entex")
+
+
+def test_comparison_results_do_not_depend_on_n_jobs(checkpoint):
+    """Chapter 05's comparison in two processes (joblib) gives exactly what one process gives: every fold x seed x
+    assay task is seeded on its own."""
+    from allelic.comparison import transformer_vs_baselines
+
+    rng = np.random.default_rng(5)
+    site = "CCGCGTGGTGGCAGGGGGC"
+    ref = ["".join(rng.choice(list("ACGT"), 200)) for _ in range(500)]
+    y = rng.integers(0, 2, 500)
+    ref = [s[:95] + site + s[114:] if lab else s for s, lab in zip(ref, y)]
+    alt = [s[:100] + {"A": "T", "C": "A", "G": "T", "T": "A"}[s[100]] + s[101:] for s in ref]
+    ctcf = pd.DataFrame({"example_id": [f"s{i}" for i in range(500)], "assay": "CTCF", "label": y, "seq_ref": ref,
+                         "seq_alt": alt, "split": np.repeat(["train", "val", "test"], [300, 100, 100])})
+    swapped = ctcf.assign(split=ctcf["split"].replace({"val": "test", "test": "val"}))
+    cfg = TrainConfig(learning_rate=2e-3, batch_size=32, epochs=1, progress=False)
+    sel = {"CTCF": {"head": "siamese", "pooling": "centre", "centre_flank": 4, "nucleotide_conv": 5,
+                    "learning_rate": 2e-3}}
+    runs = [transformer_vs_baselines([ctcf, swapped], checkpoint, selection=sel, train_config=cfg, quick=True,
+                                     device="cpu", n_jobs=n) for n in (1, 2)]
+    (m1, s1), (m2, s2) = runs
+    assert len(m1) == 2 * 7 and sorted(m1["fold"].unique()) == [0, 1]
+    cols = ["fold", "seed", "assay", "model", "auroc", "auprc", "n_train", "n_test"]
+    pd.testing.assert_frame_equal(m1[cols], m2[cols])
+    pd.testing.assert_frame_equal(s1, s2)

@@ -18,6 +18,8 @@ from typing import Callable
 
 import pandas as pd
 
+from joblib import Parallel, delayed
+
 from .baselines import FinetunedTransformer, all_baselines, evaluate_models
 
 
@@ -38,39 +40,47 @@ def selected_candidates(search: pd.DataFrame, data: str | None = None) -> dict:
 
 
 def transformer_vs_baselines(folds, checkpoint: Path | str | Callable, *, selection: dict | None = None,
-                             train_config=None, seeds=(0,), quick: bool = False, device: str = "auto"):
+                             train_config=None, seeds=(0,), quick: bool = False, device: str = "auto", n_jobs: int = 1):
     """Fit the baselines and the transformer on every fold x seed; returns ``(metrics, scores)``.
 
     ``folds``: example tables or :class:`allelic.datasets.Examples` (e.g. :func:`allelic.datasets.chromosome_folds`).
     ``checkpoint``: a pretrained checkpoint directory, or ``f(fold_table) -> directory`` called once per fold.
-    ``selection``: per assay, the transformer's ``head``, ``pooling`` and ``learning_rate`` (default: reference
-    head, CLS pooling, ``train_config``'s learning rate). ``metrics`` has the columns of
+    ``selection``: per assay, the transformer's ``head``, ``pooling``, ``learning_rate`` (and ``centre_flank``,
+    ``nucleotide_conv``) (default: reference head, CLS pooling, ``train_config``'s learning rate). ``n_jobs``:
+    processes over the fold x seed x assay tasks (joblib; -1: one per core), each fitting its models on one thread;
+    every task is seeded on its own, so the results do not depend on ``n_jobs``. ``metrics`` has the columns of
     :func:`allelic.baselines.evaluate_models` plus ``fold`` and ``seed``; ``scores`` one row per test example,
     model, fold and seed."""
     from .train import TrainConfig
 
     cfg = train_config or TrainConfig()
     selection = selection or {}
-    mets, scs = [], []
+    tasks = []
     for i, fold in enumerate(folds):
         table = getattr(fold, "table", fold)
         ckpt = checkpoint(table) if callable(checkpoint) else checkpoint
         for seed in seeds:
-            def methods(assay, random_state=seed):
-                cand = selection.get(assay, {})
-                c = dataclasses.replace(cfg, learning_rate=cand.get("learning_rate", cfg.learning_rate))
-                transformer = FinetunedTransformer.from_checkpoint(
-                    ckpt, head=cand.get("head", "reference"), pooling=cand.get("pooling", "cls"),
-                    centre_flank=cand.get("centre_flank", 4), nucleotide_conv=cand.get("nucleotide_conv", 0), config=c,
-                    random_state=random_state, device=device)
-                return all_baselines(assay, random_state=random_state, quick=quick) + [transformer]
-
-            met, sc = evaluate_models(methods, table, random_state=seed, return_scores=True)
-            mets.append(met.assign(fold=i, seed=seed))
-            scs.append(sc.assign(fold=i, seed=seed))
-    if not mets:
+            for assay, rows in table.groupby("assay", sort=True):
+                tasks.append((i, seed, rows, ckpt, selection.get(assay, {})))
+    if not tasks:
         raise ValueError("no folds given")
+    one_thread = n_jobs not in (None, 1)
+    out = Parallel(n_jobs=n_jobs)(delayed(_fold_assay)(rows, ckpt, cand, cfg, seed, quick, device, one_thread)
+                                  for _, seed, rows, ckpt, cand in tasks)
+    mets = [met.assign(fold=i, seed=seed) for (i, seed, *_), (met, _) in zip(tasks, out)]
+    scs = [sc.assign(fold=i, seed=seed) for (i, seed, *_), (_, sc) in zip(tasks, out)]
     return pd.concat(mets, ignore_index=True), pd.concat(scs, ignore_index=True)
+
+
+def _fold_assay(rows: pd.DataFrame, ckpt, cand: dict, cfg, seed: int, quick: bool, device: str, one_thread: bool):
+    """The baselines and the transformer on one assay's rows of one fold (a joblib task)."""
+    c = dataclasses.replace(cfg, learning_rate=cand.get("learning_rate", cfg.learning_rate))
+    transformer = FinetunedTransformer.from_checkpoint(
+        ckpt, head=cand.get("head", "reference"), pooling=cand.get("pooling", "cls"),
+        centre_flank=cand.get("centre_flank", 4), nucleotide_conv=cand.get("nucleotide_conv", 0), config=c,
+        random_state=seed, device=device, n_threads=1 if one_thread else None)
+    models = all_baselines(rows["assay"].iloc[0], random_state=seed, quick=quick) + [transformer]
+    return evaluate_models(models, rows, random_state=seed, return_scores=True)
 
 
 def gap_to_best(metrics: pd.DataFrame, assay: str, *, reference: str = "transformer", metric: str = "auroc") -> str:

@@ -290,12 +290,15 @@ def candidate_table(search: pd.DataFrame) -> pd.DataFrame:
 
 
 def head_gain(search: pd.DataFrame, assay: str) -> str:
-    """A sentence comparing the siamese with the reference head (and mean or centre with CLS pooling) for ``assay``:
-    each side is represented by its candidate with the best validation AUROC; the held-out AUROC difference is
-    reported."""
-    t = search[(search["assay"] == assay) & search.get("searched", True)]
+    """A sentence comparing the siamese with the reference head (mean or centre with CLS pooling, and a nucleotide
+    convolution with none) for ``assay``: each side is represented by its candidate with the best validation AUROC;
+    the held-out AUROC difference is reported."""
+    t = search[(search["assay"] == assay) & search.get("searched", True)].reset_index(drop=True)
+    conv = t["nucleotide_conv"].fillna(0) if "nucleotide_conv" in t else pd.Series(0, index=t.index)
+    t = t.assign(convolution=np.where(conv > 0, "with", "without"))
     parts = []
-    for col, a, b in (("head", "siamese", "reference"), ("pooling", "mean", "cls"), ("pooling", "centre", "cls")):
+    for col, a, b in (("head", "siamese", "reference"), ("pooling", "mean", "cls"), ("pooling", "centre", "cls"),
+                      ("convolution", "with", "without")):
         best = {v: g.loc[g["val_auroc"].idxmax()] for v, g in t.groupby(col) if g["val_auroc"].notna().any()}
         if a in best and b in best:
             d = best[a]["auroc"] - best[b]["auroc"]
