@@ -64,6 +64,21 @@ def test_selection_uses_validation_only_and_saves_a_loadable_model(pair_examples
     assert np.allclose(pd.read_csv(tmp_path / "s.tsv", sep="\t")["score"], fit.scores["score"], atol=1e-5)
 
 
+def test_fit_assays_does_not_depend_on_what_ran_before(pair_examples, checkpoint):
+    """The classifier head is initialised from the fit's random_state, not from whatever state the global random
+    generators were left in (e.g. by pretraining in the same process)."""
+    import torch
+
+    cfg = TrainConfig(learning_rate=2e-3, batch_size=32, epochs=1, progress=False)
+    runs = []
+    for burn in (0, 1000):
+        torch.manual_seed(123)
+        torch.rand(burn)
+        runs.append(lm.fit_assays(pair_examples, checkpoint, train_config=cfg, assays=["CTCF"])[0])
+    assert runs[0].metrics["val_auroc"] == runs[1].metrics["val_auroc"]
+    pd.testing.assert_frame_equal(runs[0].scores, runs[1].scores)
+
+
 def test_fit_assays_needs_both_classes(pair_examples, checkpoint):
     bad = pair_examples.assign(label=np.where(pair_examples["split"] == "test", 0, pair_examples["label"]))
     with pytest.raises(ValueError, match="assay CTCF: train and test splits need both classes"):

@@ -87,13 +87,14 @@ def fit_assays(examples: pd.DataFrame, checkpoint, *, train_config=None, assays=
     from .evaluate import binary_metrics
     from .models import load_model
     from .tokenize import load_tokenizer
-    from .train import TrainConfig, finetune, predict
+    from .train import TrainConfig, finetune, predict, seed_everything
 
     cfg = train_config or TrainConfig()
     tok = load_tokenizer(checkpoint)
     fits = []
     for assay in assays or sorted(examples["assay"].unique()):
         parts = _parts(examples, assay)
+        seed_everything(cfg.random_state)  # the new head's initial weights: the same whatever ran before
         model = load_model(checkpoint, task="classification", num_labels=2, classifier_head=head,
                            classifier_pooling=pooling, classifier_centre_flank=centre_flank,
                            nucleotide_conv_width=nucleotide_conv)

@@ -181,13 +181,12 @@ class DNABert2Embeddings(nn.Module):
         """(b, s, hidden): the ReLU of the convolution over the bases (codes A, C, G, T = 0..3; N and padding: 4,
         an all-zero column), averaged over each token's bases ``token_spans[..., 0] <= base < token_spans[..., 1]``
         (zero for special and padding tokens)."""
-        onehot = F.one_hot(nucleotide_ids.long().clamp(0, 4), 5)[..., :4].to(self.nucleotide_conv.weight.dtype)
-        conv = F.relu(self.nucleotide_conv(onehot.transpose(1, 2)))[..., :nucleotide_ids.shape[1]]  # (b, h, L)
         if token_spans.shape[1] != n_tokens:
             raise ValueError(f"token_spans has {token_spans.shape[1]} tokens, input_ids {n_tokens}")
+        onehot = F.one_hot(nucleotide_ids.long().clamp(0, 4), 5)[..., :4].to(self.nucleotide_conv.weight.dtype)
+        conv = F.relu(self.nucleotide_conv(onehot.transpose(1, 2)))[..., :nucleotide_ids.shape[1]]  # (b, h, L)
         base = torch.arange(nucleotide_ids.shape[1], device=conv.device)
-        span = (base >= token_spans[..., :1]) & (base < token_spans[..., 1:])  # (b, s, L)
-        span = span.to(conv.dtype)
+        span = ((base >= token_spans[..., :1]) & (base < token_spans[..., 1:])).to(conv.dtype)  # (b, s, L)
         return torch.bmm(span / span.sum(-1, keepdim=True).clamp(min=1), conv.transpose(1, 2))
 
     def forward(self, input_ids=None, token_type_ids=None, inputs_embeds=None, nucleotide_ids=None,
