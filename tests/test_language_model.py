@@ -156,26 +156,29 @@ def test_selected_candidates_carry_the_whole_choice():
 
 
 def test_comparison_results_do_not_depend_on_n_jobs(checkpoint):
-    """Chapter 05's comparison in two processes (joblib) gives exactly what one process gives: every fold x seed x
-    assay task is seeded on its own."""
+    """Chapter 05's comparison in two processes (joblib, one assay per task) gives exactly what one process gives:
+    every fit is seeded on its own; rows come back in fold, seed, assay order."""
     from allelic.comparison import transformer_vs_baselines
 
     rng = np.random.default_rng(5)
     site = "CCGCGTGGTGGCAGGGGGC"
-    ref = ["".join(rng.choice(list("ACGT"), 200)) for _ in range(500)]
-    y = rng.integers(0, 2, 500)
+    n = 400
+    ref = ["".join(rng.choice(list("ACGT"), 200)) for _ in range(n)]
+    y = rng.integers(0, 2, n)
     ref = [s[:95] + site + s[114:] if lab else s for s, lab in zip(ref, y)]
     alt = [s[:100] + {"A": "T", "C": "A", "G": "T", "T": "A"}[s[100]] + s[101:] for s in ref]
-    ctcf = pd.DataFrame({"example_id": [f"s{i}" for i in range(500)], "assay": "CTCF", "label": y, "seq_ref": ref,
-                         "seq_alt": alt, "split": np.repeat(["train", "val", "test"], [300, 100, 100])})
-    swapped = ctcf.assign(split=ctcf["split"].replace({"val": "test", "test": "val"}))
+    one = pd.DataFrame({"example_id": [f"s{i}" for i in range(n)], "assay": "CTCF", "label": y, "seq_ref": ref,
+                        "seq_alt": alt, "split": np.repeat(["train", "val", "test"], [240, 80, 80])})
+    fold = pd.concat([one, one.assign(assay="POL2", example_id=one["example_id"] + "p")], ignore_index=True)
+    swapped = fold.assign(split=fold["split"].replace({"val": "test", "test": "val"}))
     cfg = TrainConfig(learning_rate=2e-3, batch_size=32, epochs=1, progress=False)
     sel = {"CTCF": {"head": "siamese", "pooling": "centre", "centre_flank": 4, "nucleotide_conv": 5,
                     "learning_rate": 2e-3}}
-    runs = [transformer_vs_baselines([ctcf, swapped], checkpoint, selection=sel, train_config=cfg, quick=True,
-                                     device="cpu", n_jobs=n) for n in (1, 2)]
+    runs = [transformer_vs_baselines([fold, swapped], checkpoint, selection=sel, train_config=cfg, quick=True,
+                                     device="cpu", n_jobs=n_jobs) for n_jobs in (1, 2)]
     (m1, s1), (m2, s2) = runs
-    assert len(m1) == 2 * 7 and sorted(m1["fold"].unique()) == [0, 1]
+    assert len(m1) == 2 * 2 * 7
+    assert m1[["fold", "assay"]].drop_duplicates().values.tolist() == [[0, "CTCF"], [0, "POL2"], [1, "CTCF"], [1, "POL2"]]
     cols = ["fold", "seed", "assay", "model", "auroc", "auprc", "n_train", "n_test"]
     pd.testing.assert_frame_equal(m1[cols], m2[cols])
     pd.testing.assert_frame_equal(s1, s2)

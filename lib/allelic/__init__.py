@@ -7,6 +7,8 @@ One concept per module:
 - :mod:`allelic.counts`    — reads per allele at heterozygous SNVs (BAM) and allelic depth (VCF ``AD``)
 - :mod:`allelic.stats`     — binomial / beta-binomial imbalance tests and FDR
 - :mod:`allelic.io`        — EN-TEx tables and the simulator's manifest in one counts schema
+- :mod:`allelic.models`    — the DNABERT-2 architecture (native), checkpoint loading
+- :mod:`allelic.attention` — where a classifier looks: attention per base, in-silico mutagenesis
 - :mod:`allelic.config`    — paths, environment variables and run profiles
 - :mod:`allelic.run`       — the papermill runner behind ``make book``
 - :mod:`allelic.pl`        — plots of what the other modules computed

@@ -47,40 +47,52 @@ def transformer_vs_baselines(folds, checkpoint: Path | str | Callable, *, select
     ``checkpoint``: a pretrained checkpoint directory, or ``f(fold_table) -> directory`` called once per fold.
     ``selection``: per assay, the transformer's ``head``, ``pooling``, ``learning_rate`` (and ``centre_flank``,
     ``nucleotide_conv``) (default: reference head, CLS pooling, ``train_config``'s learning rate). ``n_jobs``:
-    processes over the fold x seed x assay tasks (joblib; -1: one per core), each fitting its models on one thread;
-    every task is seeded on its own, so the results do not depend on ``n_jobs``. ``metrics`` has the columns of
-    :func:`allelic.baselines.evaluate_models` plus ``fold`` and ``seed``; ``scores`` one row per test example,
-    model, fold and seed."""
+    processes (joblib; -1: one per core), each taking one assay x seed through every fold on one thread, so the
+    sequence features of an assay's windows are computed once per process; every fit is seeded on its own, so the
+    results do not depend on ``n_jobs``. ``metrics`` has the columns of :func:`allelic.baselines.evaluate_models`
+    plus ``fold`` and ``seed``; ``scores`` one row per test example, model, fold and seed."""
     from .train import TrainConfig
 
     cfg = train_config or TrainConfig()
     selection = selection or {}
-    tasks = []
-    for i, fold in enumerate(folds):
-        table = getattr(fold, "table", fold)
-        ckpt = checkpoint(table) if callable(checkpoint) else checkpoint
-        for seed in seeds:
-            for assay, rows in table.groupby("assay", sort=True):
-                tasks.append((i, seed, rows, ckpt, selection.get(assay, {})))
-    if not tasks:
+    tables = [getattr(fold, "table", fold) for fold in folds]
+    if not tables:
         raise ValueError("no folds given")
+    ckpts = [checkpoint(t) if callable(checkpoint) else checkpoint for t in tables]
+    assays = sorted(set().union(*(t["assay"].unique() for t in tables)))
+    # one task per assay x seed, the largest first (joblib hands tasks out in order)
+    size = {a: sum(int((t["assay"] == a).sum()) for t in tables) for a in assays}
+    tasks = sorted(((a, seed) for seed in seeds for a in assays), key=lambda t: -size[t[0]])
     one_thread = n_jobs not in (None, 1)
-    out = Parallel(n_jobs=n_jobs)(delayed(_fold_assay)(rows, ckpt, cand, cfg, seed, quick, device, one_thread)
-                                  for _, seed, rows, ckpt, cand in tasks)
-    mets = [met.assign(fold=i, seed=seed) for (i, seed, *_), (met, _) in zip(tasks, out)]
-    scs = [sc.assign(fold=i, seed=seed) for (i, seed, *_), (_, sc) in zip(tasks, out)]
-    return pd.concat(mets, ignore_index=True), pd.concat(scs, ignore_index=True)
+    out = Parallel(n_jobs=n_jobs)(
+        delayed(_assay_folds)([t[t["assay"] == a] for t in tables], ckpts, selection.get(a, {}), cfg, seed, quick,
+                              device, one_thread)
+        for a, seed in tasks)
+    mets = pd.concat([m for m, _ in out], ignore_index=True)
+    scs = pd.concat([s for _, s in out], ignore_index=True)
+    order = ["fold", "seed", "assay"]
+    mets = mets.sort_values(order, kind="stable").reset_index(drop=True)
+    scs = scs.sort_values(order, kind="stable").reset_index(drop=True)
+    return mets, scs
 
 
-def _fold_assay(rows: pd.DataFrame, ckpt, cand: dict, cfg, seed: int, quick: bool, device: str, one_thread: bool):
-    """The baselines and the transformer on one assay's rows of one fold (a joblib task)."""
+def _assay_folds(fold_rows: list, ckpts: list, cand: dict, cfg, seed: int, quick: bool, device: str,
+                 one_thread: bool):
+    """The baselines and the transformer on one assay's rows of every fold (a joblib task)."""
     c = dataclasses.replace(cfg, learning_rate=cand.get("learning_rate", cfg.learning_rate))
-    transformer = FinetunedTransformer.from_checkpoint(
-        ckpt, head=cand.get("head", "reference"), pooling=cand.get("pooling", "cls"),
-        centre_flank=cand.get("centre_flank", 4), nucleotide_conv=cand.get("nucleotide_conv", 0), config=c,
-        random_state=seed, device=device, n_threads=1 if one_thread else None)
-    models = all_baselines(rows["assay"].iloc[0], random_state=seed, quick=quick) + [transformer]
-    return evaluate_models(models, rows, random_state=seed, return_scores=True)
+    mets, scs = [], []
+    for i, (rows, ckpt) in enumerate(zip(fold_rows, ckpts)):
+        if rows.empty:
+            continue
+        transformer = FinetunedTransformer.from_checkpoint(
+            ckpt, head=cand.get("head", "reference"), pooling=cand.get("pooling", "cls"),
+            centre_flank=cand.get("centre_flank", 4), nucleotide_conv=cand.get("nucleotide_conv", 0), config=c,
+            random_state=seed, device=device, n_threads=1 if one_thread else None)
+        models = all_baselines(rows["assay"].iloc[0], random_state=seed, quick=quick) + [transformer]
+        met, sc = evaluate_models(models, rows, random_state=seed, return_scores=True)
+        mets.append(met.assign(fold=i, seed=seed))
+        scs.append(sc.assign(fold=i, seed=seed))
+    return pd.concat(mets, ignore_index=True), pd.concat(scs, ignore_index=True)
 
 
 def gap_to_best(metrics: pd.DataFrame, assay: str, *, reference: str = "transformer", metric: str = "auroc") -> str:
