@@ -13,11 +13,11 @@ training windows only, or returns a corpus checkpoint from which every labelled 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from pathlib import Path
 from typing import Callable
 
 import pandas as pd
-
 from joblib import Parallel, delayed
 
 from .baselines import FinetunedTransformer, all_baselines, evaluate_models
@@ -64,10 +64,14 @@ def transformer_vs_baselines(folds, checkpoint: Path | str | Callable, *, select
     size = {a: sum(int((t["assay"] == a).sum()) for t in tables) for a in assays}
     tasks = sorted(((a, seed) for seed in seeds for a in assays), key=lambda t: -size[t[0]])
     one_thread = n_jobs not in (None, 1)
-    out = Parallel(n_jobs=n_jobs)(
-        delayed(_assay_folds)([t[t["assay"] == a] for t in tables], ckpts, selection.get(a, {}), cfg, seed, quick,
-                              device, one_thread)
-        for a, seed in tasks)
+    with warnings.catch_warnings():
+        # loky replaces a worker whose memory grew (the feature cache of its assay) between tasks: harmless here,
+        # every task starts from its own inputs
+        warnings.filterwarnings("ignore", message="A worker stopped while some jobs", category=UserWarning)
+        out = Parallel(n_jobs=n_jobs)(
+            delayed(_assay_folds)([t[t["assay"] == a] for t in tables], ckpts, selection.get(a, {}), cfg, seed,
+                                  quick, device, one_thread)
+            for a, seed in tasks)
     mets = pd.concat([m for m, _ in out], ignore_index=True)
     scs = pd.concat([s for _, s in out], ignore_index=True)
     order = ["fold", "seed", "assay"]
