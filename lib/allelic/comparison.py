@@ -21,6 +21,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 
 from .baselines import FinetunedTransformer, all_baselines, evaluate_models
+from .language_model import conv_widths
 
 
 def selected_candidates(search: pd.DataFrame, data: str | None = None) -> dict:
@@ -32,7 +33,7 @@ def selected_candidates(search: pd.DataFrame, data: str | None = None) -> dict:
         t = t[t["data"] == data]
     if t.empty:
         raise ValueError(f"no selected candidate{f' for data {data!r}' if data else ''} in the selection table")
-    conv = t["nucleotide_conv"].fillna(0).astype(int) if "nucleotide_conv" in t else pd.Series(0, index=t.index)
+    conv = conv_widths(t)
     return {r.assay: {"head": r.head, "pooling": r.pooling, "learning_rate": float(r.learning_rate),
                       "nucleotide_conv": int(w),
                       **({"centre_flank": int(r.centre_flank)} if r.pooling == "centre" else {})}

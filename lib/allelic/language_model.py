@@ -278,15 +278,22 @@ def card_table(card: dict) -> pd.DataFrame:
     return pd.Series(rows, name="value", dtype=object).to_frame()
 
 
+def conv_widths(search: pd.DataFrame) -> pd.Series:
+    """The nucleotide convolution width of each row of a selection table (0: none; a table written before the
+    ``nucleotide_conv`` column existed has none)."""
+    if "nucleotide_conv" not in search:
+        return pd.Series(0, index=search.index, dtype=int)
+    return search["nucleotide_conv"].fillna(0).astype(int)
+
+
 def candidate_table(search: pd.DataFrame) -> pd.DataFrame:
     """The searched candidates of a selection (:class:`Selection` ``.search``): per assay, head, pooling, nucleotide
     convolution and learning rate, the validation AUROC that chose, the held-out AUROC/AUPRC and epochs, and the
     choice."""
     cols = ["val_auroc", "auroc", "auprc", "best_epoch", "selected"]
     t = search[search["searched"]] if "searched" in search else search
-    conv = t["nucleotide_conv"] if "nucleotide_conv" in t else pd.Series(0, index=t.index)
     t = t.assign(pooling=[f"{p} ±{f:g} bp" if p == "centre" else p for p, f in zip(t["pooling"], t["centre_flank"])],
-                 nucleotide_conv=[f"{int(w)} bp" if w else "none" for w in conv.fillna(0)])
+                 nucleotide_conv=[f"{w} bp" if w else "none" for w in conv_widths(t)])
     return t.set_index(["assay", "head", "pooling", "nucleotide_conv", "learning_rate"])[cols].round(3)
 
 
@@ -295,8 +302,7 @@ def head_gain(search: pd.DataFrame, assay: str) -> str:
     convolution with none) for ``assay``: each side is represented by its candidate with the best validation AUROC;
     the held-out AUROC difference is reported."""
     t = search[(search["assay"] == assay) & search.get("searched", True)].reset_index(drop=True)
-    conv = t["nucleotide_conv"].fillna(0) if "nucleotide_conv" in t else pd.Series(0, index=t.index)
-    t = t.assign(convolution=np.where(conv > 0, "with", "without"))
+    t = t.assign(convolution=np.where(conv_widths(t) > 0, "with", "without"))
     parts = []
     for col, a, b in (("head", "siamese", "reference"), ("pooling", "mean", "cls"), ("pooling", "centre", "cls"),
                       ("convolution", "with", "without")):
