@@ -79,7 +79,11 @@ def _naive(model, tok, seq, *, layers=None, heads=None, reduction="cls", normali
     for layer in layers:
         for h in heads:
             a = att[layer][0, h].double().numpy()
-            tok_score += a[0] if reduction == "cls" else a.mean(0)
+            if reduction == "pooled":  # the rows of the tokens the centre pooling reads
+                q = x["pool_mask"][0].numpy().astype(bool)
+                tok_score += a[q].mean(0)
+            else:
+                tok_score += a[0] if reduction == "cls" else a.mean(0)
     tok_score /= len(layers) * len(heads)
     start, end = (t[0].tolist() for t in token_spans(tok, x["input_ids"]))
     base = np.zeros(len(seq))
@@ -201,6 +205,9 @@ def test_centre_pooling_with_nucleotide_convolution(tok):
     got = attention_profiles(model, tok, seqs, batch_size=4, device="cpu")  # two batches, padded differently
     want = np.stack([_naive(model, tok, s) for s in seqs])
     np.testing.assert_allclose(got.values, want, atol=1e-6)
+    pooled = attention_profiles(model, tok, seqs, batch_size=4, device="cpu", reduction="pooled")
+    want = np.stack([_naive(model, tok, s, reduction="pooled") for s in seqs])
+    np.testing.assert_allclose(pooled.values, want, atol=1e-6)
     ism = ism_scores(model, tok, seqs[:1], positions=[30], device="cpu")
     s, p = seqs[0], 30
     probs = predict(model, tok, [s] + [s[:p] + b + s[p + 1:] for b in "ACGT" if b != s[p]], device="cpu")

@@ -33,7 +33,7 @@ __all__ = ["AttentionProfiles", "REDUCTIONS", "attention_profiles", "ism_scores"
            "token_to_nucleotide"]
 
 #: How a batch's (heads x queries x keys) maps become one score per key token.
-REDUCTIONS = ("cls", "mean")
+REDUCTIONS = ("cls", "mean", "pooled")
 _BASES = "ACGT"
 
 
@@ -166,6 +166,24 @@ _NO_ATTENTIONS = ("{name} returned no attention maps with output_attentions=True
                   "attn_implementation=\"eager\"), or model.set_attn_implementation(\"eager\").")
 
 
+def _query_weights(model, xb: dict, mask, reduction: str):
+    """(b, s) weights over the query tokens whose attention rows are averaged: [CLS] (``"cls"``), every real token
+    (``"mean"``) or the tokens the classifier pools (``"pooled"``: the centre tokens of ``pool_mask``, [CLS] for CLS
+    pooling, every real token for mean pooling)."""
+    import torch
+
+    if reduction == "pooled":
+        if "pool_mask" in xb:
+            q = xb["pool_mask"].to(mask.dtype) * mask
+            return q / q.sum(1, keepdim=True).clamp(min=1)
+        reduction = "mean" if getattr(getattr(model, "config", None), "classifier_pooling", "cls") == "mean" else "cls"
+    if reduction == "cls":
+        q = torch.zeros_like(mask)
+        q[:, 0] = 1.0
+        return q
+    return mask / mask.sum(1, keepdim=True).clamp(min=1)
+
+
 def _token_attention(model, xb: dict, layers, heads, reduction: str):
     """One batch: the model's attention reduced to (b, tokens) on the model's device, padding 0; the maps
     themselves are freed when this returns. Returns ``(scores, layers, heads)``, the selections resolved against the
@@ -181,18 +199,12 @@ def _token_attention(model, xb: dict, layers, heads, reduction: str):
     layers = _indices(layers, n_layers, "layers")
     heads = _indices(heads, n_heads, "heads")
     mask = xb["attention_mask"].to(torch.float32)  # (b, s): real tokens
-    all_heads = heads == tuple(range(n_heads))
+    queries = _query_weights(model, xb, mask, reduction)  # (b, s): which query rows are averaged, summing to 1
     h_idx = torch.tensor(heads, device=mask.device)
     acc = torch.zeros_like(mask)
     for layer in layers:
-        a = att[layer]
-        if reduction == "cls":
-            row = a[:, :, 0, :].float()  # (b, heads, s): what [CLS] (query 0) attends to
-            acc += (row if all_heads else row.index_select(1, h_idx)).mean(1)
-        else:
-            a = a if all_heads else a.index_select(1, h_idx)
-            received = torch.einsum("bhqk,bq->bk", a.float(), mask)  # summed over the real queries
-            acc += received / (len(heads) * mask.sum(1, keepdim=True).clamp(min=1))
+        a = att[layer] if heads == tuple(range(n_heads)) else att[layer].index_select(1, h_idx)
+        acc += torch.einsum("bhqk,bq->bk", a.float(), queries) / len(heads)
     return acc / len(layers) * mask, layers, heads
 
 
@@ -209,7 +221,9 @@ def attention_profiles(model, tokenizer, sequences, *, layers=None, heads=None, 
 
     * ``"cls"``: the attention that ``[CLS]`` (query token 0) pays to each token;
     * ``"mean"``: the attention each token receives, averaged over the real (non-padding) query tokens, ``[CLS]``
-      and ``[SEP]`` included.
+      and ``[SEP]`` included;
+    * ``"pooled"``: averaged over the query tokens the classifier reads, i.e. the tokens within its centre flank for
+      centre pooling (whose [CLS] row the classifier never uses), [CLS] for CLS pooling, all for mean pooling.
 
     Either is averaged over the chosen layers and heads, then spread over the bases (:func:`token_to_nucleotide`:
     each base gets its token's score, the mean where k-mers overlap; attention to ``[CLS]``, ``[SEP]`` and padding

@@ -5,6 +5,8 @@
     allelic figures                        # redraw figures from saved results
     allelic predict --model DIR --windows FILE.tsv   # score SNVs with a fine-tuned model
     allelic pretrain --corpus DIR --preset cpu       # MLM-pretrain on a corpus of unlabelled DNA
+    allelic finetune --base DIR --train FILE.tsv --out DIR   # fine-tune on labelled SNV windows
+    allelic motifs --model DIR --windows FILE.tsv --out DIR  # attention, motif enrichment, de novo motifs
 """
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ COMMANDS = {
     "figures": ("allelic.figures", "redraw the figures from saved results"),
     "predict": ("allelic.predict", "score SNV windows (TSV, or VCF + FASTA) with a fine-tuned model"),
     "pretrain": ("allelic.pretrain", "MLM-pretrain the DNABERT-2 architecture on a corpus of unlabelled DNA"),
+    "finetune": ("allelic.finetune", "fine-tune a checkpoint on labelled SNV windows (TSV)"),
+    "motifs": ("allelic.explain", "attention profiles, motif enrichment and de novo motifs of a fine-tuned model"),
 }
 
 

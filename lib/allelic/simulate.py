@@ -540,6 +540,84 @@ class _Simulator:
             indent=1, default=list))
 
 
+def planted_windows(motif, n: int = 2000, *, window: int = 200, frac_as: float = 0.5, p_causal: float = 0.9,
+                    p_motif_other: float = 0.1, gc: float = 0.42, random_state: int = 0) -> pd.DataFrame:
+    """Labelled SNV windows with one planted JASPAR motif: a small, self-contained test set for
+    ``allelic finetune`` and ``allelic motifs`` (does a model find the motif that makes SNVs allele-specific?).
+
+    ``n`` windows of ``window`` bp, bases i.i.d. with GC fraction ``gc``, the SNV at ``window // 2``. A fraction
+    ``frac_as`` is allele-specific (label 1); of those, ``p_causal`` carry a site sampled from ``motif`` (a JASPAR id
+    or :class:`allelic.motifs.Motif`, pseudocount 0.8) on a random strand, placed so that the SNV falls on one of the
+    motif's informative columns (top base probability >= 0.5): the reference allele is the site's base there and the
+    alternative is the column's least likely base (the variant breaks the site). The other AS windows have no site
+    (label noise, as real AS calls include indirect effects). Non-AS windows (label 0) carry a site with probability
+    ``p_motif_other``, placed clear of the SNV (a motif alone does not make a SNV allele-specific); their alternative
+    allele is a random other base.
+
+    Returns a DataFrame: ``window_id``, ``sequence`` (reference allele), ``label``, ``alt_allele``, ``snv_offset``
+    (0-based), ``alt_sequence``, and the truth: ``site_start`` (-1: none), ``site_strand``, ``site_at_snv``;
+    ``.attrs["motif"]`` is the planted matrix id. Deterministic for ``random_state``."""
+    from .motifs import Motif
+
+    m = motif if isinstance(motif, Motif) else load_jaspar([str(motif)])[0]
+    w = m.width
+    if window < 2 * w + 2:
+        raise ValueError(f"window of {window} bp is too short for motif {m.matrix_id} (width {w})")
+    if not (0 < frac_as < 1):
+        raise ValueError(f"frac_as must be in (0, 1), got {frac_as}")
+    rng = np.random.default_rng(random_state)
+    probs = m.probabilities(0.8)                           # (4, w)
+    informative = np.flatnonzero(probs.max(axis=0) >= 0.5)
+    if not informative.size:
+        raise ValueError(f"motif {m.matrix_id} has no column with a base of probability >= 0.5")
+    bg = [(1 - gc) / 2, gc / 2, gc / 2, (1 - gc) / 2]
+    seqs = BASES[rng.choice(4, size=(n, window), p=bg)]
+    label = (rng.random(n) < frac_as).astype(int)
+    c = window // 2
+    alt = np.empty(n, dtype="U1")
+    start = np.full(n, -1)
+    strand = np.full(n, "", dtype="U1")
+    at_snv = np.zeros(n, bool)
+    comp = {65: 84, 67: 71, 71: 67, 84: 65}
+    for i in range(n):
+        plant = rng.random() < (p_causal if label[i] else p_motif_other)
+        if plant:
+            site = np.frombuffer(m.sample(1, random_state=rng)[0].encode(), np.uint8).copy()
+            minus = rng.random() < 0.5
+            if label[i]:
+                j = int(rng.choice(informative))           # motif column under the SNV
+                col = probs[:, j]
+                if minus:                                  # column j of the motif sits at site position w-1-j
+                    site = np.array([comp[b] for b in site[::-1]], np.uint8)
+                    s0 = c - (w - 1 - j)
+                    alt_base = "TGCA"[int(np.argmin(col))]
+                else:
+                    s0 = c - j
+                    alt_base = "ACGT"[int(np.argmin(col))]
+                at_snv[i] = True
+            else:
+                if minus:
+                    site = np.array([comp[b] for b in site[::-1]], np.uint8)
+                # clear of the SNV: the site ends before c - 2 or starts after c + 2
+                left = rng.random() < 0.5
+                s0 = int(rng.integers(0, c - 2 - w)) if left else int(rng.integers(c + 3, window - w + 1))
+                alt_base = None
+            seqs[i, s0:s0 + w] = site
+            start[i], strand[i] = s0, "-" if minus else "+"
+        else:
+            alt_base = None
+        if alt_base is None or alt_base == chr(seqs[i, c]):
+            alt_base = "ACGT"[int(rng.choice([b for b in range(4) if BASES[b] != seqs[i, c]]))]
+        alt[i] = alt_base
+    ref = [bytes(r).decode() for r in seqs]
+    df = pd.DataFrame({"window_id": [f"W{i + 1:06d}" for i in range(n)], "sequence": ref, "label": label,
+                       "alt_allele": alt, "snv_offset": c})
+    df["alt_sequence"] = [s[:c] + a + s[c + 1:] for s, a in zip(ref, alt)]
+    df["site_start"], df["site_strand"], df["site_at_snv"] = start, strand, at_snv
+    df.attrs["motif"] = m.matrix_id
+    return df
+
+
 def _site_score(site: np.ndarray, pwm: np.ndarray, strand: str) -> float:
     """Log-odds score (bits) of a site (uint8 ASCII array of the motif's width) on the given strand."""
     code = np.searchsorted(BASES, site)
@@ -562,7 +640,19 @@ def main(argv=None) -> int:
     ap.add_argument("--preset", default="smoke", help=f"one of {', '.join(PRESETS)}")
     ap.add_argument("--out", help="output folder (default: data/simulated/<preset>-<hash>)")
     ap.add_argument("--force", action="store_true")
+    ap.add_argument("--windows", type=int, metavar="N",
+                    help="instead: write N labelled SNV windows with one planted motif (--motif) to --out (TSV)")
+    ap.add_argument("--motif", default="MA0138.3", help="JASPAR id planted by --windows (default REST, MA0138.3)")
+    ap.add_argument("--window", type=int, default=200, help="window length for --windows")
+    ap.add_argument("--random-state", type=int, default=0)
     a = ap.parse_args(argv)
+    if a.windows:
+        if not a.out:
+            ap.error("--windows needs --out FILE.tsv")
+        planted_windows(a.motif, a.windows, window=a.window, random_state=a.random_state).to_csv(
+            a.out, sep="\t", index=False)
+        print(a.out)
+        return 0
     sim = simulate(a.preset, a.out, force=a.force)
     print(sim.root)
     return 0
