@@ -76,21 +76,21 @@ def read_windows(path, *, require_label: bool = True) -> pd.DataFrame:
         bad = ~lab.isin([0, 1]).to_numpy()
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise _fail(name, i, f"label {df['label'].iloc[i]!r}; labels must be 0 or 1")
+            raise _fail(name, i, f"label {str(df['label'].iloc[i])!r}; labels must be 0 or 1")
         df["label"] = lab.astype(int)
     if "alt_sequence" not in df.columns and {"alt_allele", "snv_offset"} <= set(df.columns):
         off = pd.to_numeric(df["snv_offset"], errors="coerce")
         bad = (~off.between(0, length - 1) | (off % 1 != 0)).to_numpy()
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise _fail(name, i, f"snv_offset {df['snv_offset'].iloc[i]!r} is not a position in a {length}-bp window")
+            raise _fail(name, i, f"snv_offset {df['snv_offset'].iloc[i]} is not a position in a {length}-bp window")
         off = off.astype(int).to_numpy()
         alt = df["alt_allele"].fillna("").astype(str).str.upper().to_numpy()
         ref = np.array([s[o] for s, o in zip(df["sequence"], off)])
         bad = ~np.isin(alt, list("ACGT")) | (alt == ref)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise _fail(name, i, f"alt_allele {alt[i]!r} at snv_offset {off[i]} (reference base {ref[i]!r}): expected "
+            raise _fail(name, i, f"alt_allele {str(alt[i])!r} at snv_offset {off[i]} (reference base {str(ref[i])!r}): expected "
                                  f"one base of A, C, G, T other than the reference")
         df["alt_sequence"] = [s[:o] + a + s[o + 1:] for s, o, a in zip(df["sequence"], off, alt)]
     return df

@@ -170,3 +170,51 @@ def method_boxplots(metrics: pd.DataFrame, *, metric: str = "auroc", by: str = "
     ax.set_ylabel(metric.upper())
     ax.set_xlabel("")
     return fig
+
+
+def attention_motif_profiles(by_label: pd.DataFrame, enrichment: pd.DataFrame | None = None, *, snv: int | None = None,
+                             score_label: str = "attention", axes=None):
+    """Paper figure 9C: the mean per-base score (``by_label``: :func:`allelic.attention.profile_by_label`) of AS
+    and non-AS windows along the window (top), and the motif enrichment profiles (``enrichment``: long table with
+    ``motif``, ``position``, ``difference`` from :func:`allelic.motifs.enrichment_profile`, one line per motif) on a
+    shared axis below. ``snv``: the SNV's position, marked in both panels."""
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        n = 2 if enrichment is not None and len(enrichment) else 1
+        fig, axes = plt.subplots(n, 1, figsize=(8, 2.6 * n + 0.6), sharex=True, layout="constrained", squeeze=False)
+        axes = axes[:, 0]
+    fig = axes[0].figure
+    a = axes[0]
+    n1, n0 = by_label.attrs.get("n_1"), by_label.attrs.get("n_0")
+    a.plot(by_label["position"], by_label["label_1"], color="C3", label=f"AS SNVs{f' (n={n1})' if n1 else ''}")
+    a.plot(by_label["position"], by_label["label_0"], color="C0", label=f"non-AS SNVs{f' (n={n0})' if n0 else ''}")
+    a.set_ylabel(f"mean {score_label}")
+    a.legend(frameon=False, fontsize=8)
+    if len(axes) > 1 and enrichment is not None:
+        b = axes[1]
+        for i, (name, g) in enumerate(enrichment.groupby("motif", sort=False)):
+            b.plot(g["position"], g["difference"], color=f"C{(i + 4) % 10}", label=name)
+        b.axhline(0, color="grey", lw=0.8)
+        b.set_ylabel("motif hits: AS − non-AS\n(fraction of windows)")
+        b.legend(frameon=False, fontsize=8)
+    for ax in axes:
+        if snv is not None:
+            ax.axvline(snv, color="grey", ls="--", lw=0.8)
+    axes[-1].set_xlabel("position in the window (bp)")
+    return fig
+
+
+def logo(motif, *, ax=None, title: str | None = None):
+    """Sequence logo (information content, bits) of a :class:`allelic.motifs.Motif` with logomaker."""
+    import logomaker
+
+    fig, ax = _ax(ax, (max(3.0, 0.35 * motif.width + 1), 1.8))
+    probs = pd.DataFrame(motif.probabilities(0.8).T, columns=list("ACGT"))
+    info = logomaker.transform_matrix(probs, from_type="probability", to_type="information")
+    logomaker.Logo(info, ax=ax, color_scheme="classic")
+    ax.set_ylabel("bits")
+    ax.set_ylim(0, 2)
+    ax.set_xticks([])
+    ax.set_title(title if title is not None else f"{motif.matrix_id} {motif.name}", fontsize=9)
+    return fig
