@@ -321,3 +321,33 @@ def test_bad_and_empty_input(tok):
     probs = predict(model, tok, [s] + [s[:4] + b + s[5:] for b in "ACGT"], device="cpu")
     assert got[0, 4] == pytest.approx(np.abs(probs[1:] - probs[0]).max(), abs=1e-6)
     assert math.isnan(got[0, 0])
+
+
+def test_score_at_mask_controls_for_position_hand_example():
+    from allelic.attention import score_at_mask
+
+    # position 1 is always attended (position bias), the mask sits there in windows 0-1: no excess attention
+    scores = np.array([[0.1, 0.8, 0.1], [0.1, 0.8, 0.1], [0.1, 0.8, 0.1], [0.1, 0.8, 0.1]])
+    mask = np.zeros((4, 3), bool)
+    mask[:2, 1] = True
+    res = score_at_mask(scores, mask, n_permutations=99)
+    assert res.ratio == pytest.approx(1.0) and res.pvalue > 0.5 and (res.n_windows, res.n_bases) == (2, 2)
+    # masked bases with twice the attention of the same position elsewhere: ratio 2 by hand
+    scores = np.array([[0.1, 0.8, 0.1], [0.1, 0.8, 0.1], [0.1, 0.4, 0.5], [0.1, 0.4, 0.5]])
+    res = score_at_mask(scores, mask, n_permutations=99, random_state=1)
+    assert res.ratio == pytest.approx(0.8 / 0.4)
+    # windows are exchangeable: 2 of 4 masked rows -> 6 distinct placements, the observed one is the largest
+    assert res.pvalue == pytest.approx((1 + np.sum(_perm_ratios(scores, mask, 99, 1) >= 2.0 - 1e-12)) / 100)
+    with pytest.raises(ValueError, match="no scored base"):
+        score_at_mask(scores, np.zeros((4, 3), bool))
+
+
+def _perm_ratios(scores, mask, n, seed):
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        mm = mask[rng.permutation(len(mask))]
+        un = ~mm
+        expected = (scores * un).sum(0) / un.sum(0)
+        out.append((scores * mm).sum() / (expected * mm.sum(0)).sum())
+    return np.array(out)

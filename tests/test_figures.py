@@ -17,10 +17,29 @@ def test_figures_from_saved_results(tmp_path, monkeypatch):
     fm = pd.DataFrame({"assay": "CTCF", "fold": [0, 1, 0, 1], "model": ["transformer"] * 2 + ["cnn"] * 2,
                        "auroc": [0.7, 0.8, 0.6, 0.65]})
     fm.to_csv(tmp_path / "05" / "fold_metrics.tsv", sep="\t", index=False)
+    d6 = tmp_path / "06" / "simulator"
+    d6.mkdir(parents=True)
+    pos = range(20)
+    pd.DataFrame({"position": pos, "label_1": 0.05, "label_0": 0.05, "difference": 0.0, "n_1": 3, "n_0": 4}).to_csv(
+        d6 / "profile.tsv", sep="\t", index=False)
+    pd.DataFrame({"motif": "MA0139.1 CTCF", "matrix_id": "MA0139.1", "position": pos, "difference": 0.1}).to_csv(
+        d6 / "enrichment.tsv", sep="\t", index=False)
+    pd.DataFrame({"motif_id": ["denovo_1"], "consensus": ["CCACCAGGGGGCG"], "n_instances": [7], "known": [True],
+                  "jaspar_id": ["MA0139.1"], "jaspar_name": ["CTCF"], "tomtom_qvalue": [1e-5]}).to_csv(
+        d6 / "motifs.tsv", sep="\t", index=False)
+    from allelic.denovo import write_meme
+    from allelic.motifs import load_jaspar
+
+    write_meme(load_jaspar(["MA0139.1"]), d6 / "motifs.meme")
     monkeypatch.setenv("ALLELIC_RESULTS_DIR", str(tmp_path))
     assert figures.main(["--out", str(tmp_path / "fig")]) == 0
     assert sorted(p.name for p in (tmp_path / "fig").iterdir()) == ["01_overview.png", "02_imbalance_tests.png",
-                                                                    "05_figure_9b.png"]
+                                                                    "05_figure_9b.png", "06_figure_9c.png",
+                                                                    "06_logos.png"]
+    fig9c = figures.from_results("06_figure_9c", tmp_path)
+    assert fig9c.axes[0].get_legend().get_texts()[0].get_text() == "AS SNVs (n=3)"
+    logos = figures.from_results("06_logos", tmp_path)
+    assert "CTCF (MA0139.1" in logos.axes[0].get_title()
     fig9b = figures.from_results("05_figure_9b", tmp_path)  # drawn from the saved metrics, nothing refitted
     assert [t.get_text() for t in fig9b.axes[0].get_legend().get_texts()] == ["fine-tuned transformer", "CNN"]
     # the calls in the scatter legend are counted from the saved table, not refitted

@@ -9,6 +9,9 @@ One concept per module:
 - :mod:`allelic.io`        — EN-TEx tables and the simulator's manifest in one counts schema
 - :mod:`allelic.models`    — the DNABERT-2 architecture (native), checkpoint loading
 - :mod:`allelic.attention` — where a classifier looks: attention per base, in-silico mutagenesis
+- :mod:`allelic.finetune`  — fine-tuning on a user's labelled windows (``allelic finetune``)
+- :mod:`allelic.denovo`    — de novo motifs from per-base scores, TOMTOM matches against JASPAR
+- :mod:`allelic.explain`   — attention against motif enrichment, de novo motifs (``allelic motifs``)
 - :mod:`allelic.config`    — paths, environment variables and run profiles
 - :mod:`allelic.run`       — the papermill runner behind ``make book``
 - :mod:`allelic.pl`        — plots of what the other modules computed

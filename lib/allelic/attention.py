@@ -29,8 +29,8 @@ import pandas as pd
 
 from .progress import bar as progress_bar
 
-__all__ = ["AttentionProfiles", "REDUCTIONS", "attention_profiles", "ism_scores", "profile_by_label",
-           "token_to_nucleotide"]
+__all__ = ["AttentionProfiles", "REDUCTIONS", "ScoreAtMask", "attention_profiles", "ism_scores", "profile_by_label",
+           "score_at_mask", "token_to_nucleotide"]
 
 #: How a batch's (heads x queries x keys) maps become one score per key token.
 REDUCTIONS = ("cls", "mean", "pooled")
@@ -382,3 +382,55 @@ def profile_by_label(profiles, labels) -> pd.DataFrame:
     df = pd.DataFrame({"position": np.arange(values.shape[1]), "label_1": m1, "label_0": m0, "difference": m1 - m0})
     df.attrs.update(n_1=n1, n_0=n0)
     return df
+
+
+@dataclass(frozen=True)
+class ScoreAtMask:
+    """How much more score the masked bases get than the same positions in other windows (:func:`score_at_mask`).
+
+    ``ratio``: observed over expected score summed over the masked bases; ``pvalue``: one-sided permutation p-value,
+    ``(1 + #{ratio_perm >= ratio}) / (1 + n_permutations)``; ``n_windows``: windows with at least one masked base;
+    ``n_bases``: masked bases."""
+
+    ratio: float
+    pvalue: float
+    n_windows: int
+    n_bases: int
+    n_permutations: int
+
+
+def score_at_mask(scores, mask, *, n_permutations: int = 999, random_state: int = 0) -> ScoreAtMask:
+    """Do the masked bases (e.g. motif hits, :func:`allelic.motifs.occurrence`) get more attention than their
+    position alone explains?
+
+    A model's attention depends strongly on position (centre pooling looks near the SNV, where motifs in AS windows
+    also sit), so a base is compared with the **same position** in the windows where it is not masked:
+    ``expected[p]`` is the mean score at position *p* over unmasked windows, and ``ratio = sum(scores[mask]) /
+    sum(expected[p] over masked (i, p))`` (positions masked in every window have no reference and are left out).
+    Under the null the mask carries no information beyond position: the
+    permutation test shuffles the mask's rows (whole windows, so a hit keeps its width and position) and recomputes
+    the ratio. ``scores``: (windows, bases), NaN bases ignored; ``mask``: bool, same shape. Deterministic for
+    ``random_state``. Raises ValueError for mismatched shapes or an empty mask."""
+    s = np.asarray(scores, dtype=np.float64)
+    m = np.asarray(mask, dtype=bool)
+    if s.shape != m.shape or s.ndim != 2:
+        raise ValueError(f"scores {s.shape} and mask {m.shape} must be the same (windows, bases) shape")
+    finite = np.isfinite(s)
+    m = m & finite
+    if not m.any():
+        raise ValueError("the mask covers no scored base")
+    s0 = np.where(finite, s, 0.0)
+
+    def ratio(mm):
+        un = finite & ~mm
+        n_un = un.sum(0)
+        mm = mm & (n_un > 0)                                             # a position masked everywhere: no reference
+        expected = (s0 * un).sum(0) / np.maximum(n_un, 1)                # per position, over unmasked windows
+        return (s0 * mm).sum() / max((expected * mm.sum(0)).sum(), 1e-300)
+
+    obs = float(ratio(m))
+    rng = np.random.default_rng(random_state)
+    null = np.array([ratio(m[rng.permutation(len(m))] & finite) for _ in range(int(n_permutations))])
+    p = (1 + int(np.sum(null >= obs - 1e-12))) / (1 + int(n_permutations))
+    return ScoreAtMask(ratio=obs, pvalue=p, n_windows=int(m.any(1).sum()), n_bases=int(m.sum()),
+                       n_permutations=int(n_permutations))

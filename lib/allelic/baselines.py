@@ -57,7 +57,7 @@ import numpy as np
 import pandas as pd
 
 from .evaluate import binary_metrics
-from .motifs import Motif, load_jaspar, score_threshold
+from .motifs import BAD_CODE, BASE_CODES, N_CODE, Motif, load_jaspar, score_threshold
 from .train import resolve_device
 
 __all__ = [
@@ -123,13 +123,8 @@ LABELS: dict[str, str] = {
 FEATURE_CACHE_BYTES = 1 << 30
 
 _BASES = "ACGT"
-_N = 4
-_BAD = 255
-_LUT = np.full(256, _BAD, dtype=np.uint8)
-for _i, _c in enumerate(_BASES):
-    _LUT[ord(_c)] = _LUT[ord(_c.lower())] = _i
-_LUT[ord("N")] = _LUT[ord("n")] = _N
-del _i, _c
+_N = N_CODE
+_BAD = BAD_CODE
 
 DEFAULT_CS = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
 
@@ -146,7 +141,7 @@ def _codes(seqs) -> np.ndarray:
         i = int(np.flatnonzero(lengths != lengths[0])[0])
         raise ValueError(f"windows must have equal lengths: window 0 has {lengths[0]}, window {i} has {lengths[i]}")
     raw = "".join(seqs).encode("ascii", errors="replace")
-    codes = _LUT[np.frombuffer(raw, dtype=np.uint8)].reshape(n, int(lengths[0]))
+    codes = BASE_CODES[np.frombuffer(raw, dtype=np.uint8)].reshape(n, int(lengths[0]))
     bad = np.flatnonzero(codes.ravel() == _BAD)
     if bad.size:
         i, p = divmod(int(bad[0]), codes.shape[1])

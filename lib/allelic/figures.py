@@ -51,16 +51,53 @@ def figure_9b(metrics: pd.DataFrame, *, metric: str = "auroc"):
     return pl.method_boxplots(metrics, metric=metric, labels=LABELS)
 
 
-#: figure name -> (results table it is drawn from, drawing function)
+def figure_9c(profile: pd.DataFrame, enrichment: pd.DataFrame | None = None, *, score_label: str = "attention"):
+    """Chapter 06 (paper figure 9C): mean attention along the window for AS and non-AS SNVs, above the per-position
+    enrichment of motif hits in AS windows (``results/06/simulator/profile.tsv`` and ``enrichment.tsv`` of
+    :func:`allelic.explain.write`); the SNV (window centre) marked."""
+    profile = profile.copy()
+    for k in ("n_1", "n_0"):
+        if k in profile.columns:
+            profile.attrs[k] = int(profile[k].iloc[0])
+    return pl.attention_motif_profiles(profile, enrichment, snv=len(profile) // 2, score_label=score_label)
+
+
+def logos(table: pd.DataFrame, motifs, *, top: int = 6):
+    """Chapter 06: sequence logos of the ``top`` de novo motifs (``motifs.tsv`` and ``motifs.meme`` of
+    :func:`allelic.explain.write`), titled with their consensus and best JASPAR match."""
+    import matplotlib.pyplot as plt
+
+    n = max(1, min(top, len(motifs)))
+    fig, axes = plt.subplots(n, 1, figsize=(6, 1.6 * n), layout="constrained", squeeze=False)
+    for ax, m, (_, row) in zip(axes[:, 0], motifs, table.head(n).iterrows()):
+        match = (f"{row['jaspar_name']} ({row['jaspar_id']}, TOMTOM q = {row['tomtom_qvalue']:.2g})"
+                 if row["known"] else "no JASPAR match")
+        pl.logo(m, ax=ax, title=f"{row['motif_id']}: {row['consensus']}, {int(row['n_instances'])} instances; {match}")
+    if not len(motifs):
+        axes[0, 0].set_axis_off()
+        axes[0, 0].set_title("no de novo motif passed the filters")
+    return fig
+
+
+def _logos_from_files(table: pd.DataFrame, meme: Path):
+    from .denovo import read_meme
+
+    return logos(table, read_meme(meme))
+
+
+#: figure name -> (results table(s) it is drawn from, drawing function)
 FIGURES = {"01_overview": ("01/counts.tsv.gz", overview), "02_imbalance_tests": ("02/imbalance.tsv.gz", imbalance_tests),
-           "05_figure_9b": ("05/fold_metrics.tsv", figure_9b)}
+           "05_figure_9b": ("05/fold_metrics.tsv", figure_9b),
+           "06_figure_9c": (("06/simulator/profile.tsv", "06/simulator/enrichment.tsv"), figure_9c),
+           "06_logos": (("06/simulator/motifs.tsv", "06/simulator/motifs.meme"), _logos_from_files)}
 
 
 def from_results(name: str, results=None):
     """Draw figure ``name`` from its saved results table."""
-    table, draw = FIGURES[name]
+    tables, draw = FIGURES[name]
     r = Path(results) if results else config.results_dir()
-    return draw(pd.read_csv(_need(r / table), sep="\t"))
+    paths = [_need(r / t) for t in ((tables,) if isinstance(tables, str) else tables)]
+    return draw(*[pd.read_csv(p, sep="\t") if ".tsv" in p.name else p for p in paths])
 
 
 def main(argv=None) -> int:

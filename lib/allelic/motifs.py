@@ -52,18 +52,19 @@ ALPHABET = "ACGT"
 DEFAULT_JASPAR_RELEASE = "JASPAR2024"
 
 _UNIFORM = (0.25, 0.25, 0.25, 0.25)
-_N_CODE = 4          # integer code of N (all-zero one-hot row)
-_BAD_CODE = 255      # integer code of any character that is not ACGTN/acgtn
+N_CODE = 4           # integer code of N (all-zero one-hot row)
+BAD_CODE = 255       # integer code of any character that is not ACGTN/acgtn
 _MAX_K = 5           # at most 5 bases per lookup: 5**5 = 3125-entry tables
 _CHUNK_POSITIONS = 1 << 20   # sequence positions scored per chunk
 
-# byte -> code lookup table for one_hot / scan
-_LUT = np.full(256, _BAD_CODE, dtype=np.uint8)
+#: byte -> integer code (A, C, G, T = 0..3 in either case, N = :data:`N_CODE`, anything else :data:`BAD_CODE`):
+#: ``BASE_CODES[np.frombuffer(seq.encode(), np.uint8)]`` codes a sequence (one_hot, scan, allelic.denovo)
+BASE_CODES = np.full(256, BAD_CODE, dtype=np.uint8)
 for _i, _c in enumerate(ALPHABET):
-    _LUT[ord(_c)] = _i
-    _LUT[ord(_c.lower())] = _i
-_LUT[ord("N")] = _N_CODE
-_LUT[ord("n")] = _N_CODE
+    BASE_CODES[ord(_c)] = _i
+    BASE_CODES[ord(_c.lower())] = _i
+BASE_CODES[ord("N")] = N_CODE
+BASE_CODES[ord("n")] = N_CODE
 del _i, _c
 
 _COMPLEMENT = str.maketrans("ACGTNacgtn", "TGCANtgcan")
@@ -144,8 +145,8 @@ def _encode(seqs) -> tuple[np.ndarray, bool]:
         )
     # 'replace' keeps one byte per character, so flat positions stay aligned
     raw = "".join(seqs).encode("ascii", errors="replace")
-    codes = _LUT[np.frombuffer(raw, dtype=np.uint8)].reshape(n, L)
-    bad = np.flatnonzero(codes.ravel() == _BAD_CODE)
+    codes = BASE_CODES[np.frombuffer(raw, dtype=np.uint8)].reshape(n, L)
+    bad = np.flatnonzero(codes.ravel() == BAD_CODE)
     if bad.size:
         i, p = divmod(int(bad[0]), L)
         raise ValueError(
@@ -194,8 +195,8 @@ def reverse_complement(seq: str) -> str:
     if not isinstance(seq, str):
         raise TypeError(f"reverse_complement expects a str, got {type(seq).__name__}")
     rc = seq.translate(_COMPLEMENT)[::-1]
-    codes = _LUT[np.frombuffer(seq.encode("ascii", errors="replace"), dtype=np.uint8)]
-    bad = np.flatnonzero(codes == _BAD_CODE)
+    codes = BASE_CODES[np.frombuffer(seq.encode("ascii", errors="replace"), dtype=np.uint8)]
+    bad = np.flatnonzero(codes == BAD_CODE)
     if bad.size:
         p = int(bad[0])
         raise ValueError(f"invalid character {seq[p]!r} at position {p} (allowed: ACGTN)")
@@ -445,7 +446,7 @@ class _Scorer:
         nb = self.tables[0].shape[0]
         pad = nb * k - w
         if pad:
-            codes = np.concatenate([codes, np.full((m, pad), _N_CODE, np.uint8)], axis=1)
+            codes = np.concatenate([codes, np.full((m, pad), N_CODE, np.uint8)], axis=1)
         Lk = L + pad - k + 1                         # positions with a full k-mer
         kmer = codes[:, :Lk].astype(np.uint16)
         for i in range(1, k):
@@ -497,7 +498,7 @@ def _prepare(seqs):
                 idx_tot = (x if x.dtype == np.float32 else x.astype(np.float32)) @ weights
                 tot = idx_tot[:, :, 1]
                 if np.all(tot <= 1):
-                    return "codes", np.where(tot == 0, _N_CODE, idx_tot[:, :, 0]).astype(np.uint8)
+                    return "codes", np.where(tot == 0, N_CODE, idx_tot[:, :, 0]).astype(np.uint8)
             return "dense", x.astype(np.float64)
 
         return X.shape[0], X.shape[1], chunk
