@@ -107,3 +107,16 @@ def test_planted_motif_recovered_by_finetune_then_motifs(tmp_path):
     assert table.iloc[rank - 1]["tomtom_qvalue"] < 0.05
     assert (tmp_path / "m" / "logos" / f"{table.iloc[rank - 1]['motif_id']}.png").stat().st_size > 0
     assert (tmp_path / "m" / "motifs.meme").read_text().startswith("MEME version 4")
+
+
+def test_motifs_command_errors_name_the_input(tmp_path, capsys):
+    from allelic.explain import main
+
+    bad = tmp_path / "w.tsv"
+    pd.DataFrame({"sequence": ["ACGT", "ACGA"], "label": [1, 5]}).to_csv(bad, sep="\t", index=False)
+    assert main(["--model", str(tmp_path / "none"), "--windows", str(bad), "--out", str(tmp_path / "o")]) == 1
+    assert "w.tsv: row 2: label '5'" in capsys.readouterr().err
+    good = tmp_path / "g.tsv"
+    pd.DataFrame({"sequence": ["ACGT", "ACGA"], "label": [1, 0]}).to_csv(good, sep="\t", index=False)
+    assert main(["--model", str(tmp_path / "none"), "--windows", str(good), "--out", str(tmp_path / "o")]) == 1
+    assert "none" in capsys.readouterr().err

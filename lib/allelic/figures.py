@@ -68,7 +68,7 @@ def logos(table: pd.DataFrame, motifs, *, top: int = 6):
     import matplotlib.pyplot as plt
 
     n = max(1, min(top, len(motifs)))
-    fig, axes = plt.subplots(n, 1, figsize=(6, 1.6 * n), layout="constrained", squeeze=False)
+    fig, axes = plt.subplots(n, 1, figsize=(9, 1.6 * n), layout="constrained", squeeze=False)
     for ax, m, (_, row) in zip(axes[:, 0], motifs, table.head(n).iterrows()):
         match = (f"{row['jaspar_name']} ({row['jaspar_id']}, TOMTOM q = {row['tomtom_qvalue']:.2g})"
                  if row["known"] else "no JASPAR match")
