@@ -462,3 +462,21 @@ def test_profile_correlation_is_exact_over_circular_shifts():
     assert profile_correlation(np.random.default_rng(1).normal(size=100), other).pvalue > 0.05
     with pytest.raises(ValueError, match="same length"):
         profile_correlation(bump, bump[:50])
+
+
+def test_pwm_bank_equals_scan_for_every_width():
+    torch = pytest.importorskip("torch")
+    from allelic.motifs import PwmBank
+
+    motifs = load_jaspar()[:60]                       # several widths
+    rng = np.random.default_rng(8)
+    seqs = _random_dna(rng, 5, 60)
+    seqs[0] = seqs[0][:20] + "N" * 5 + seqs[0][25:]     # N scores 0 in both engines
+    bank = PwmBank(motifs)
+    x = torch.as_tensor(one_hot(seqs).transpose(0, 2, 1).copy())
+    assert sum(len(idx) for _, idx in bank.groups) == len(motifs)
+    for g, (w, idx) in enumerate(bank.groups):
+        got = bank.best_strand(x, g).numpy()             # (5, m, 60 - w + 1)
+        for j, i in enumerate(idx):
+            want = scan(seqs, motifs[i]).max(axis=2)     # better strand, float64
+            np.testing.assert_allclose(got[:, j], want, atol=1e-4)

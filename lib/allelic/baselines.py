@@ -57,7 +57,7 @@ import numpy as np
 import pandas as pd
 
 from .evaluate import binary_metrics
-from .motifs import BAD_CODE, BASE_CODES, N_CODE, Motif, load_jaspar, score_threshold
+from .motifs import BAD_CODE, BASE_CODES, N_CODE, Motif, PwmBank, load_jaspar, scan, score_threshold
 from .train import resolve_device
 
 __all__ = [
@@ -507,23 +507,13 @@ def _motif_pwms(motifs, pseudocount):
 
 
 def _overlap_best(codes: np.ndarray, c: int, pwm: np.ndarray) -> np.ndarray:
-    """Best log-odds (bits, both strands) over the windows of width ``w`` that contain offset ``c``: ``(n,)``.
+    """Best log-odds (bits, both strands) over the windows of width ``w`` that contain offset ``c``: ``(n,)``,
+    scored by :func:`allelic.motifs.scan` on the ``2w - 1`` bases around ``c``.
 
     Windows reaching past the sequence ends are N-padded (N scores 0); a window that overlaps the SNV but does
     not fit inside the sequence therefore scores its in-sequence part only."""
-    w = pwm.shape[1]
-    loc = _local(codes, c, w - 1)                          # (n, 2w-1); SNV at column w-1
-    ext = np.zeros((5, w))
-    ext[:4] = pwm
-    rc = np.zeros((5, w))
-    rc[:4] = pwm[::-1, ::-1]
-    cols = np.arange(w)
-    best = np.full(len(codes), -np.inf)
-    for start in range(w):                                 # window start in local coordinates: 0..w-1
-        win = loc[:, start:start + w]
-        best = np.maximum(best, ext[win, cols].sum(axis=1))
-        best = np.maximum(best, rc[win, cols].sum(axis=1))
-    return best
+    loc = _local(codes, c, pwm.shape[1] - 1)               # (n, 2w-1); SNV at column w-1
+    return scan(np.eye(5, 4, dtype=np.float32)[loc], pwm).max(axis=(1, 2))
 
 
 def motif_snv_features(df: pd.DataFrame, motifs: Sequence[Motif], *, pvalue: float = 1e-4,
@@ -590,9 +580,8 @@ class MotifLogistic(_LinearFeatureModel):
 class MotifScanner:
     """Vectorised scan of many motifs over fixed-length windows: the features of baseline (b).
 
-    Motifs are grouped by width; each group is one ``torch.nn.functional.conv1d`` of the one-hot windows
-    ``(b, 4, L)`` with the stacked forward and reverse-complement PWMs ``(2m, 4, w)`` (float32; TF32 is turned
-    off on CUDA so GPU and CPU features agree, see :func:`_exact_fp32`). The ref window is scanned whole; the
+    The scores come from :class:`allelic.motifs.PwmBank` (one ``conv1d`` per motif width over the one-hot
+    windows, both strands, float32 without TF32 so GPU and CPU features agree). The ref window is scanned whole; the
     alt window only where it differs (the ``w`` windows of each width that contain the SNV), since everything
     else is shared with the ref window. Throughput: ~1 ms per 200-bp window pair for all 879 motifs on one CPU
     thread (17x the loop over :func:`allelic.motifs.scan`; ``benchmarks/bench_baselines.py``).
@@ -614,8 +603,6 @@ class MotifScanner:
         self.n_threads = n_threads
         self.widths = np.array([m.width for m in self.motifs])
         self.thresholds = np.array([_threshold(m, pvalue, pseudocount) for m in self.motifs])
-        self.pwms = _motif_pwms(self.motifs, pseudocount)
-        self.groups = [(w, np.flatnonzero(self.widths == w)) for w in sorted(set(self.widths.tolist()))]
 
     def feature_names(self) -> list[str]:
         return [f"{m.matrix_id}_{m.name}:{f}" for f in self.FEATURES for m in self.motifs]
@@ -629,24 +616,19 @@ class MotifScanner:
         (:func:`check_examples`), under :func:`thread_limit` ``(n_threads)``."""
         import torch  # noqa: F401
 
-        with thread_limit(self.n_threads), _exact_fp32():
+        with thread_limit(self.n_threads):
             return self._transform(ref, alt, c)
 
     def _transform(self, ref, alt, c):
         import torch
-        import torch.nn.functional as F
 
         n, L = ref.shape
         M = len(self.motifs)
         if n and L < self.widths.max():
             raise ValueError(f"windows of {L} bp are shorter than the widest motif ({self.widths.max()} bp)")
         dev = resolve_device(self.device)
-        weights = []
-        for w, idx in self.groups:
-            fw = np.stack([self.pwms[i] for i in idx])            # (m, 4, w)
-            weights.append((torch.as_tensor(np.concatenate([fw, fw[:, ::-1, ::-1]]), dtype=torch.float32,
-                                            device=dev),
-                            torch.as_tensor(self.thresholds[idx], dtype=torch.float32, device=dev)))
+        bank = PwmBank(self.motifs, pseudocount=self.pseudocount, device=dev)
+        thresholds = [torch.as_tensor(self.thresholds[idx], dtype=torch.float32, device=dev) for _, idx in bank.groups]
         out = np.empty((n, 5 * M), dtype=np.float32)
         onehot_alt_base = np.eye(5, 4, dtype=np.float32)             # row 4 (N) = zeros
         with torch.no_grad():
@@ -654,10 +636,8 @@ class MotifScanner:
                 b = min(n, a + self.batch_size)
                 x = torch.as_tensor(_onehot_cl(ref[a:b]), device=dev)    # (bs, 4, L)
                 xa_col = torch.as_tensor(onehot_alt_base[alt[a:b, c]], device=dev)   # (bs, 4)
-                for (w, idx), (W, thr) in zip(self.groups, weights):
-                    m = len(idx)
-                    s = F.conv1d(x, W)                                   # (bs, 2m, L-w+1)
-                    s = torch.maximum(s[:, :m], s[:, m:])                # better strand per window
+                for g, ((w, idx), thr) in enumerate(zip(bank.groups, thresholds)):
+                    s = bank.best_strand(x, g)                           # (bs, m, L-w+1), better strand
                     lo, hi = max(0, c - w + 1), min(c, L - w)            # window starts containing c
                     hit = s >= thr[None, :, None]
                     r_max = s.amax(-1)
@@ -667,8 +647,7 @@ class MotifScanner:
                     rest_max = rest.amax(-1) if rest.shape[-1] else torch.full_like(r_max, -torch.inf)
                     xl = x[:, :, lo:hi + w].clone()                      # the alt windows containing c
                     xl[:, :, c - lo] = xa_col
-                    sa = F.conv1d(xl, W)
-                    sa = torch.maximum(sa[:, :m], sa[:, m:])             # (bs, m, hi-lo+1)
+                    sa = bank.best_strand(xl, g)                         # (bs, m, hi-lo+1)
                     a_max = torch.maximum(rest_max, sa.amax(-1))
                     a_cnt = r_cnt - ov_cnt + (sa >= thr[None, :, None]).sum(-1)
                     blk = torch.stack([r_cnt.float(), r_max, (a_cnt - r_cnt).float(), a_max - r_max,
@@ -676,36 +655,6 @@ class MotifScanner:
                     res = out[a:b].reshape(b - a, 5, M)
                     res[:, :, idx] = blk.permute(1, 0, 2).cpu().numpy()
         return out
-
-
-def _exact_fp32():
-    """Context: no TF32 in CUDA convolutions (restored afterwards). On Ampere/Hopper GPUs cuDNN otherwise rounds
-    float32 convolution inputs to TF32 (10-bit mantissa): JASPAR scores then differ from the CPU's by up to
-    ~0.05 bit and hit counts at the threshold change (measured on an H200: 345 count differences on the toy set's
-    1,050 windows with TF32, none without)."""
-    import contextlib
-
-    import torch
-
-    @contextlib.contextmanager
-    def ctx():
-        conv = getattr(torch.backends.cudnn, "conv", None)
-        if conv is not None and hasattr(conv, "fp32_precision"):
-            prev = conv.fp32_precision
-            conv.fp32_precision = "ieee"
-            try:
-                yield
-            finally:
-                conv.fp32_precision = prev
-        else:
-            prev = torch.backends.cudnn.allow_tf32
-            torch.backends.cudnn.allow_tf32 = False
-            try:
-                yield
-            finally:
-                torch.backends.cudnn.allow_tf32 = prev
-
-    return ctx()
 
 
 def _threshold(m: Motif, pvalue: float, pseudocount: float) -> float:

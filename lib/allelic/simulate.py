@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 
 from . import config
-from .motifs import load_jaspar
+from .motifs import load_jaspar, scan
 from .progress import bar
 
 ASSAYS = ("CTCF", "POL2", "H3K4me3", "H3K27ac", "RNA")
@@ -619,11 +619,9 @@ def planted_windows(motif, n: int = 2000, *, window: int = 200, frac_as: float =
 
 
 def _site_score(site: np.ndarray, pwm: np.ndarray, strand: str) -> float:
-    """Log-odds score (bits) of a site (uint8 ASCII array of the motif's width) on the given strand."""
-    code = np.searchsorted(BASES, site)
-    if strand == "-":
-        code = 3 - code[::-1]
-    return float(pwm[code, np.arange(len(code))].sum())
+    """Log-odds score (bits) of a site (uint8 ASCII array of the motif's width) on the given strand
+    (:func:`allelic.motifs.scan`: ``-`` is the reverse-complement PWM over the same bases)."""
+    return float(scan(site.tobytes().decode("ascii"), pwm)[0, 0, 0 if strand == "+" else 1])
 
 
 def _betabinom_draw(rng, n: int, q: float, rho: float) -> int:
