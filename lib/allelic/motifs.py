@@ -17,6 +17,10 @@ Scans are vectorised: sequences are coded as integers (A, C, G, T, N = 0..4),
 position, and each block of ``k`` motif columns is scored with one table
 lookup (``np.take``) per window. Work is done in chunks of sequences so that
 memory besides the output stays near ``_CHUNK_POSITIONS`` positions.
+
+This module is the library's one motif scanner: :func:`scan` (tested against memelite's FIMO) is the reference,
+:class:`PwmBank` the same scores for hundreds of motifs at once with torch (tested against :func:`scan`); the
+baselines' features, the simulator's planted-site scores and chapter 06's motif profiles all go through them.
 """
 from __future__ import annotations
 
