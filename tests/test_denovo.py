@@ -414,3 +414,21 @@ letter-probability matrix: alength=4 w=1
         read_meme(short)
     with pytest.raises(ValueError, match="whitespace"):
         write_meme([Motif("a b", "x", np.ones((4, 2)))], tmp_path / "x.meme")
+
+
+def test_permutation_control_finds_nothing_where_the_real_labels_find_the_motif():
+    from allelic.denovo import find_motifs, permutation_control
+    from allelic.simulate import planted_windows
+
+    df = planted_windows("MA0138.3", 400, random_state=3)
+    rng = np.random.default_rng(0)
+    scores = rng.random((400, 200)) * 0.1 + 0.01
+    for i, (s0, ok) in enumerate(zip(df["site_start"], df["site_start"] >= 0)):
+        if ok:
+            scores[i, s0:s0 + 20] += 3.0           # attention on the planted site
+    real = find_motifs(df["sequence"].tolist(), scores, df["label"], jaspar=[])
+    null = permutation_control(df["sequence"].tolist(), scores, df["label"], n_permutations=3, random_state=1)
+    assert len(real.table) >= 1
+    assert null["n_motifs"].max() < len(real.table) and null["n_enriched"].max() < real.summary.set_index("step").loc["enriched", "n"]
+    pd.testing.assert_frame_equal(null, permutation_control(df["sequence"].tolist(), scores, df["label"],
+                                                            n_permutations=3, random_state=1))

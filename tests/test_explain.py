@@ -107,6 +107,8 @@ def test_planted_motif_recovered_by_finetune_then_motifs(tmp_path):
     assert table.iloc[rank - 1]["tomtom_qvalue"] < 0.05
     assert (tmp_path / "m" / "logos" / f"{table.iloc[rank - 1]['motif_id']}.png").stat().st_size > 0
     assert (tmp_path / "m" / "motifs.meme").read_text().startswith("MEME version 4")
+    null = pd.read_csv(tmp_path / "m" / "denovo_null.tsv", sep="\t")   # shuffled labels: nothing like REST
+    assert len(null) == 3 and (null["n_motifs"] < len(table)).all()
 
 
 def test_motifs_command_errors_name_the_input(tmp_path, capsys):

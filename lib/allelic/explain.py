@@ -17,8 +17,8 @@ One call, :func:`explain`, chains the steps of the other modules on a table of l
    (:func:`allelic.denovo.find_motifs`).
 
 :func:`write` saves the tables (``attention.tsv`` windows x positions, ``profile.tsv``, ``enrichment.tsv``,
-``correlation.tsv``, ``motifs.tsv``, ``instances.tsv``, ``motifs.meme``); the command line adds one logo per de novo
-motif (``logos/<motif_id>.png``, :func:`allelic.pl.logo`).
+``correlation.tsv``, ``motifs.tsv``, ``instances.tsv``, ``motifs.meme``, ``denovo_null.tsv``); the command line adds
+one logo per de novo motif (``logos/<motif_id>.png``, :func:`allelic.pl.logo`).
 """
 from __future__ import annotations
 
@@ -51,7 +51,8 @@ class Explanation:
     non-AS windows (:func:`allelic.attention.profile_by_label`); ``enrichment``: long table, one row per motif x
     position (columns ``motif``, ``matrix_id`` and those of :func:`allelic.motifs.enrichment_profile`);
     ``correlation``: one row per motif (:func:`correlate`);
-    ``denovo``: :class:`allelic.denovo.DeNovoResult` or None."""
+    ``denovo``: :class:`allelic.denovo.DeNovoResult` or None; ``denovo_null``: the same search with shuffled labels
+    (:func:`allelic.denovo.permutation_control`), or None."""
 
     windows: pd.DataFrame
     scores: np.ndarray
@@ -60,6 +61,7 @@ class Explanation:
     enrichment: pd.DataFrame
     correlation: pd.DataFrame
     denovo: object | None
+    denovo_null: pd.DataFrame | None = None
 
 
 def resolve_motifs(motifs) -> list[Motif]:
@@ -134,7 +136,8 @@ def correlate(by_label: pd.DataFrame, enrichment: pd.DataFrame, *, method: str =
 
 def explain(model, tokenizer, windows: pd.DataFrame, *, score: str = "attention", reduction: str = "pooled",
             layers=None, heads=None, ism_flank: int | None = None, motifs=("CTCF",), motif_pvalue: float = 1e-4,
-            denovo: bool = True, denovo_flank: int | None = None, min_ratio: float = 10.0, jaspar=None,
+            denovo: bool = True, denovo_flank: int | None = None, min_ratio: float = 10.0, null_permutations: int = 0,
+            jaspar=None,
             batch_size: int = 64, device: str = "auto", random_state: int = 0, progress=None) -> Explanation:
     """Explain a fine-tuned classifier on labelled windows (see the module docstring for the steps).
 
@@ -150,8 +153,10 @@ def explain(model, tokenizer, windows: pd.DataFrame, *, score: str = "attention"
     compare AS with non-AS windows by whether they contain a k-mer. ``denovo_flank``: search only the bases within
     that many bp of the window centre (the SNV), in both sets. Where non-AS windows carry the same motif away from
     their SNV (CTCF peaks: a SNV beside the site is not allele-specific), containment anywhere in the window does not
-    separate the sets, but containment near the SNV does; instance coordinates stay those of the whole window."""
-    from .denovo import find_motifs
+    separate the sets, but containment near the SNV does; instance coordinates stay those of the whole window.
+    ``null_permutations`` > 0 repeats the search that many times with shuffled labels
+    (:func:`allelic.denovo.permutation_control`): what passes there is what the search finds in noise."""
+    from .denovo import find_motifs, permutation_control
     from .models import is_pair_model
 
     if score not in SCORES:
@@ -172,14 +177,18 @@ def explain(model, tokenizer, windows: pd.DataFrame, *, score: str = "attention"
         values = ism_scores(model, tokenizer, seqs, positions=pos, batch_size=max(batch_size, 256), device=device,
                             alt_sequences=alt, progress=progress)
     by_label = profile_by_label(values, labels)
-    found = None
+    found = null = None
     known = list(motifs or ())
     if denovo:
         lo, hi = 0, max(map(len, seqs))
         if denovo_flank is not None:
             lo, hi = max(0, hi // 2 - int(denovo_flank)), min(hi, hi // 2 + int(denovo_flank) + 1)
-        found = find_motifs([q[lo:hi] for q in seqs], values[:, lo:hi], labels, min_ratio=min_ratio, jaspar=jaspar,
+        cut = [q[lo:hi] for q in seqs]
+        found = find_motifs(cut, values[:, lo:hi], labels, min_ratio=min_ratio, jaspar=jaspar,
                             random_state=random_state, progress=progress)
+        if null_permutations:
+            null = permutation_control(cut, values[:, lo:hi], labels, n_permutations=null_permutations,
+                                       random_state=random_state, min_ratio=min_ratio)
         for t in (found.instances, found.regions):
             t[["start", "end"]] += lo
         t = found.table
@@ -194,7 +203,7 @@ def explain(model, tokenizer, windows: pd.DataFrame, *, score: str = "attention"
     return Explanation(windows=pd.DataFrame({"window_id": ids.to_numpy(), "label": labels}), scores=values,
                        score=score, by_label=by_label, enrichment=enrichment,
                        correlation=correlate(by_label, enrichment, scores=values, hits=hits, labels=labels,
-                                             random_state=random_state), denovo=found)
+                                             random_state=random_state), denovo=found, denovo_null=null)
 
 
 def match_rank(table: pd.DataFrame, matrix_id: str) -> int | None:
@@ -220,6 +229,8 @@ def write(expl: Explanation, out_dir) -> list[Path]:
     if expl.denovo is not None:
         files["motifs.tsv"] = expl.denovo.table
         files["instances.tsv"] = expl.denovo.instances
+    if expl.denovo_null is not None:
+        files["denovo_null.tsv"] = expl.denovo_null
     paths = []
     for name, df in files.items():
         df.to_csv(out / name, sep="\t", index=False, float_format="%.6g")
@@ -245,6 +256,8 @@ def main(argv=None) -> int:
     ap.add_argument("--denovo-flank", type=int, help="de novo motifs: search only within this many bp of the SNV")
     ap.add_argument("--min-ratio", type=float, default=10.0,
                     help="de novo motifs: a high-score region's score over the window's minimum (DNABERT: 10)")
+    ap.add_argument("--null-permutations", type=int, default=3,
+                    help="de novo motifs: repeat the search with shuffled labels this many times (0: skip)")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--random-state", type=int, default=0)
@@ -265,7 +278,7 @@ def main(argv=None) -> int:
         model, tok = load_classifier(a.model), load_tokenizer(a.model)
         expl = explain(model, tok, windows, score=a.score, reduction=a.reduction, layers=a.layers,
                        ism_flank=a.ism_flank, motifs=a.factors, denovo=not a.no_denovo, denovo_flank=a.denovo_flank,
-                       min_ratio=a.min_ratio, batch_size=a.batch_size,
+                       min_ratio=a.min_ratio, null_permutations=a.null_permutations, batch_size=a.batch_size,
                        device=a.device, random_state=a.random_state, progress=False if a.no_progress else None)
         paths = write(expl, a.out)
         if expl.denovo is not None and expl.denovo.motifs:
