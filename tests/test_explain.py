@@ -122,3 +122,16 @@ def test_motifs_command_errors_name_the_input(tmp_path, capsys):
     pd.DataFrame({"sequence": ["ACGT", "ACGA"], "label": [1, 0]}).to_csv(good, sep="\t", index=False)
     assert main(["--model", str(tmp_path / "none"), "--windows", str(good), "--out", str(tmp_path / "o")]) == 1
     assert "none" in capsys.readouterr().err
+
+
+def test_held_out_windows_sample_and_columns():
+    ex = pd.DataFrame({"example_id": [f"e{i}" for i in range(10)], "assay": ["CTCF"] * 8 + ["POL2"] * 2,
+                       "label": [0, 1] * 5, "seq_ref": ["ACGT"] * 10, "seq_alt": ["ACTT"] * 10,
+                       "split": ["test"] * 6 + ["train"] * 4})
+    w = explain.held_out_windows(ex, "CTCF")
+    assert w["window_id"].tolist() == [f"e{i}" for i in range(6)] and {"sequence", "alt_sequence"} <= set(w)
+    s = explain.held_out_windows(ex, "CTCF", n=3, random_state=1)
+    assert len(s) == 3 and s.equals(explain.held_out_windows(ex, "CTCF", n=3, random_state=1))
+    assert s["window_id"].is_monotonic_increasing
+    with pytest.raises(ValueError, match="no RNA examples"):
+        explain.held_out_windows(ex, "RNA")

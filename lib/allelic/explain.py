@@ -34,7 +34,7 @@ import pandas as pd
 from .attention import attention_profiles, ism_scores, profile_by_label
 from .motifs import Motif, enrichment_profile, load_jaspar, occurrence, profile_correlation
 
-__all__ = ["Explanation", "SCORES", "resolve_motifs", "motif_enrichment", "correlate", "explain", "match_rank", "write",
+__all__ = ["Explanation", "SCORES", "held_out_windows", "resolve_motifs", "motif_enrichment", "correlate", "explain", "match_rank", "write",
            "main"]
 
 #: per-base scores :func:`explain` can compute
@@ -75,6 +75,21 @@ def resolve_motifs(motifs) -> list[Motif]:
         else:
             out.extend(load_jaspar(names=[str(m)]))
     return out
+
+
+def held_out_windows(examples: pd.DataFrame, assay: str, *, split: str = "test", n: int | None = None,
+                     random_state: int = 0) -> pd.DataFrame:
+    """The windows of chapter 03's examples (``example_id, assay, label, seq_ref, seq_alt, split``) of one assay and
+    split, as :func:`explain` reads them (``window_id``, ``sequence``, ``alt_sequence``, ``label`` and the other
+    columns): all of them, or a seeded sample of ``n``, sorted by ``window_id``. Raises ValueError when none is
+    left."""
+    t = examples[(examples["assay"] == assay) & (examples["split"] == split)]
+    if not len(t):
+        raise ValueError(f"no {assay} examples in the {split!r} split (assays: {sorted(examples['assay'].unique())})")
+    if n is not None and n < len(t):
+        t = t.sample(n=n, random_state=random_state)
+    t = t.rename(columns={"seq_ref": "sequence", "seq_alt": "alt_sequence", "example_id": "window_id"})
+    return t.sort_values("window_id").reset_index(drop=True)
 
 
 def motif_enrichment(sequences, labels, motifs, *, pvalue: float = 1e-4, return_hits: bool = False):
