@@ -135,3 +135,23 @@ def test_held_out_windows_sample_and_columns():
     assert s["window_id"].is_monotonic_increasing
     with pytest.raises(ValueError, match="no RNA examples"):
         explain.held_out_windows(ex, "RNA")
+
+
+def test_describe_agreement_says_what_the_numbers_say():
+    pos = np.arange(40)
+    enr = pd.DataFrame({"motif": "MA1 X", "matrix_id": "MA1", "position": pos, "frac_as": 0.1, "frac_other": 0.02,
+                        "difference": 0.08, "pvalue": np.where(pos == 21, 1e-6, 0.5), "qvalue": 1e-4})
+    by_label = pd.DataFrame({"position": pos})
+    windows = pd.DataFrame({"window_id": range(7), "label": [0, 1] * 3 + [1]})
+
+    def expl(r, p, ratio, hp):
+        cor = pd.DataFrame([{"motif": "MA1 X", "matrix_id": "MA1", "r": r, "pvalue": p, "hit_ratio": ratio,
+                             "hit_pvalue": hp}])
+        return explain.Explanation(windows, np.zeros((7, 40)), "attention", by_label, enr, cor, None)
+
+    yes = explain.describe_agreement(expl(0.9, 0.01, 2.0, 0.001), "MA1")
+    assert "1 bp from the SNV in 10.0% of AS and 2.0% of non-AS" in yes and "and the model's attention follows" in yes
+    assert "does not follow" in explain.describe_agreement(expl(0.9, 0.01, 0.9, 0.6), "MA1")   # hit ratio fails
+    assert "does not follow" in explain.describe_agreement(expl(-0.9, 0.01, 2.0, 0.001), "MA1")  # wrong direction
+    with pytest.raises(ValueError, match="MA2 was not profiled"):
+        explain.describe_agreement(expl(0.9, 0.01, 2.0, 0.001), "MA2")

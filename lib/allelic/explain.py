@@ -34,8 +34,8 @@ import pandas as pd
 from .attention import attention_profiles, ism_scores, profile_by_label
 from .motifs import Motif, enrichment_profile, load_jaspar, occurrence, profile_correlation
 
-__all__ = ["Explanation", "SCORES", "held_out_windows", "resolve_motifs", "motif_enrichment", "correlate", "explain", "match_rank", "write",
-           "main"]
+__all__ = ["Explanation", "SCORES", "held_out_windows", "resolve_motifs", "motif_enrichment", "correlate", "explain",
+           "match_rank", "describe_agreement", "write", "main"]
 
 #: per-base scores :func:`explain` can compute
 SCORES = ("attention", "ism")
@@ -230,6 +230,25 @@ def match_rank(table: pd.DataFrame, matrix_id: str) -> int | None:
         if known and (jid == matrix_id or (base is not None and jid.split(".")[0] == base)):
             return i
     return None
+
+
+def describe_agreement(expl: Explanation, matrix_id: str, *, alpha: float = 0.05) -> str:
+    """One sentence for the text: where motif ``matrix_id`` is most enriched in AS windows (fractions of AS and
+    non-AS windows with a hit covering that base, its q-value) and whether the score follows it (both the
+    circular-shift correlation and the position-matched hit ratio significant at ``alpha`` and in the positive
+    direction), with the numbers."""
+    enr = expl.enrichment[expl.enrichment["matrix_id"] == matrix_id]
+    cor = expl.correlation[expl.correlation["matrix_id"] == matrix_id]
+    if not len(enr) or not len(cor):
+        raise ValueError(f"{matrix_id} was not profiled (motifs: {sorted(expl.enrichment['matrix_id'].unique())})")
+    peak, row = enr.nsmallest(1, "pvalue").iloc[0], cor.iloc[0]
+    follows = (row["pvalue"] < alpha and row["r"] > 0 and row["hit_pvalue"] < alpha and row["hit_ratio"] > 1)
+    return (f"{matrix_id} hits cover the base {int(peak['position']) - len(expl.by_label) // 2} bp from the SNV in "
+            f"{peak['frac_as']:.1%} of AS and {peak['frac_other']:.1%} of non-AS windows (q = {peak['qvalue']:.1g}), "
+            f"{'and' if follows else 'but'} the model's {expl.score} {'follows' if follows else 'does not follow'} "
+            f"them: r = {row['r']:.2f} (circular-shift p = {row['pvalue']:.3f}), hit bases {row['hit_ratio']:.2f} x "
+            f"the {expl.score} of the same positions without a hit (p = {row['hit_pvalue']:.3f}); "
+            f"{len(expl.windows)} windows")
 
 
 def write(expl: Explanation, out_dir) -> list[Path]:
