@@ -225,7 +225,7 @@ def attention_profiles(model, tokenizer, sequences, *, layers=None, heads=None, 
     * ``"pooled"``: averaged over the query tokens the classifier reads, i.e. the tokens within its centre flank for
       centre pooling (whose [CLS] row the classifier never uses), [CLS] for CLS pooling, all for mean pooling.
 
-    Either is averaged over the chosen layers and heads, then spread over the bases (:func:`token_to_nucleotide`:
+    Each is averaged over the chosen layers and heads, then spread over the bases (:func:`token_to_nucleotide`:
     each base gets its token's score, the mean where k-mers overlap; attention to ``[CLS]``, ``[SEP]`` and padding
     is left out). ``normalise``: each window's profile then sums to 1 over its bases.
 
