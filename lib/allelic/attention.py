@@ -302,7 +302,7 @@ def ism_scores(model, tokenizer, sequences, *, positions=None, batch_size: int =
     (outside ``positions``, or past the end of a shorter window). No sequences: an empty (0, 0) array. Raises
     ValueError naming the index of a window with a character other than A, C, G, T, N, or for a position outside
     ``[0, length)``."""
-    from .train import _scores, model_inputs, resolve_device
+    from .train import model_inputs, resolve_device, score_inputs
 
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -339,7 +339,7 @@ def ism_scores(model, tokenizer, sequences, *, positions=None, batch_size: int =
                         at.append(p)
         if alt is not None:
             alt_batch = [alt[i] for i in win]
-        prob = _scores(model, model_inputs(model, tokenizer, batch, alt_batch if alt is not None else None),
+        prob = score_inputs(model, model_inputs(model, tokenizer, batch, alt_batch if alt is not None else None),
                        batch_size=batch_size, device=dev, bf16=False).astype(np.float64)
         win, at = np.asarray(win), np.asarray(at)
         own = np.full(n, np.nan)

@@ -356,7 +356,8 @@ def finetune(model, tokenizer, train: pd.DataFrame, val: pd.DataFrame | None = N
     def evaluate_fn():
         if val is None or not len(val):
             return None
-        p = _scores(model, v_x, batch_size=max(cfg.batch_size, 64), device=resolve_device(cfg.device), bf16=cfg.bf16)
+        p = score_inputs(model, v_x, batch_size=max(cfg.batch_size, 64), device=resolve_device(cfg.device),
+                         bf16=cfg.bf16)
         m = binary_metrics(v_y, p)
         return {"val_auroc": m["auroc"], "val_auprc": m["auprc"]}
 
@@ -411,7 +412,10 @@ def pretrain_mlm(model, tokenizer, sequences, *, config: TrainConfig | None = No
     return _run(model, len(ids), micro_loss, lambda: None, cfg, out_dir, resume, "MLM pretraining", stop_after)
 
 
-def _scores(model, x: dict, *, batch_size=256, device=None, bf16="auto") -> np.ndarray:
+def score_inputs(model, x: dict, *, batch_size: int = 256, device=None, bf16="auto") -> np.ndarray:
+    """Positive-class probability (n,) float32 of inputs already built by :func:`model_inputs`, ``batch_size`` at a
+    time under ``torch.no_grad()`` in eval mode on ``device`` (default: where the model is), with bfloat16 autocast
+    on CUDA when ``bf16`` says so (``"auto"``: on CUDA; :func:`allelic.attention.ism_scores` passes False)."""
     import torch
 
     device = device or next(model.parameters()).device
@@ -429,4 +433,4 @@ def predict(model, tokenizer, sequences, alt_sequences=None, *, batch_size: int 
     """Probability of the positive class (allele-specific) for each sequence, shape (n,); batched, on ``device``.
     A siamese model needs ``alt_sequences`` (the alternative-allele windows, same order)."""
     x = model_inputs(model, tokenizer, sequences, alt_sequences, max_length=max_length)
-    return _scores(model, x, batch_size=batch_size, device=resolve_device(device))
+    return score_inputs(model, x, batch_size=batch_size, device=resolve_device(device))
