@@ -12,6 +12,7 @@ One concept per module:
 - :mod:`allelic.finetune`  — fine-tuning on a user's labelled windows (``allelic finetune``)
 - :mod:`allelic.denovo`    — de novo motifs from per-base scores, TOMTOM matches against JASPAR
 - :mod:`allelic.explain`   — attention against motif enrichment, de novo motifs (``allelic motifs``)
+- :mod:`allelic.tissues`   — SNVs x tissues (AnnData) and nested models of tissue-specific effects
 - :mod:`allelic.config`    — paths, environment variables and run profiles
 - :mod:`allelic.run`       — the papermill runner behind ``make book``
 - :mod:`allelic.pl`        — plots of what the other modules computed
