@@ -155,3 +155,22 @@ def test_describe_agreement_says_what_the_numbers_say():
     assert "does not follow" in explain.describe_agreement(expl(-0.9, 0.01, 2.0, 0.001), "MA1")  # wrong direction
     with pytest.raises(ValueError, match="MA2 was not profiled"):
         explain.describe_agreement(expl(0.9, 0.01, 2.0, 0.001), "MA2")
+
+
+def test_denovo_flank_keeps_whole_window_coordinates(planted, monkeypatch):
+    """With the search confined to the SNV's neighbourhood, instances still point at the planted sites in
+    whole-window coordinates (synthetic attention: a bump on each planted site)."""
+    from types import SimpleNamespace
+
+    scores = np.full((len(planted), 200), 0.001)
+    for i, s0 in enumerate(planted["site_start"]):
+        if s0 >= 0:
+            scores[i, s0:s0 + 20] = 0.05
+    monkeypatch.setattr(explain, "attention_profiles", lambda *a, **k: SimpleNamespace(values=scores))
+    e = explain.explain(None, None, planted, motifs=[], denovo_flank=40, null_permutations=2)
+    assert explain.match_rank(e.denovo.table, "MA0138.3") == 1
+    inst = e.denovo.instances.merge(planted[["site_start"]], left_on="window", right_index=True)
+    assert (inst["start"].between(60, 141)).all()                  # inside the ±40 bp search, shifted back
+    on_site = (inst["start"] < inst["site_start"] + 20) & (inst["end"] > inst["site_start"])
+    assert on_site.mean() > 0.9
+    assert len(e.denovo_null) == 2 and (e.denovo_null["n_motifs"] == 0).all()

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .attention import attention_profiles, ism_scores, profile_by_label
+from .denovo import find_motifs, permutation_control, write_meme
 from .motifs import Motif, enrichment_profile, load_jaspar, occurrence, profile_correlation
 
 __all__ = ["Explanation", "SCORES", "held_out_windows", "resolve_motifs", "motif_enrichment", "correlate", "explain",
@@ -149,11 +150,18 @@ def correlate(by_label: pd.DataFrame, enrichment: pd.DataFrame, *, method: str =
     return pd.DataFrame(rows, columns=_CORRELATION_COLUMNS)
 
 
+def _centre_span(length: int, flank: int | None) -> tuple[int, int]:
+    """``(lo, hi)``: the bases within ``flank`` bp of the window centre ``length // 2`` (the whole window for None)."""
+    if flank is None:
+        return 0, length
+    return max(0, length // 2 - int(flank)), min(length, length // 2 + int(flank) + 1)
+
+
 def explain(model, tokenizer, windows: pd.DataFrame, *, score: str = "attention", reduction: str = "pooled",
             layers=None, heads=None, ism_flank: int | None = None, motifs=("CTCF",), motif_pvalue: float = 1e-4,
             denovo: bool = True, denovo_flank: int | None = None, min_ratio: float = 10.0, null_permutations: int = 0,
-            jaspar=None,
-            batch_size: int = 64, device: str = "auto", random_state: int = 0, progress=None) -> Explanation:
+            jaspar=None, batch_size: int = 64, device: str = "auto", random_state: int = 0,
+            progress=None) -> Explanation:
     """Explain a fine-tuned classifier on labelled windows (see the module docstring for the steps).
 
     ``windows``: ``sequence`` and ``label`` columns (``window_id`` optional; the alternative window
@@ -171,8 +179,7 @@ def explain(model, tokenizer, windows: pd.DataFrame, *, score: str = "attention"
     separate the sets, but containment near the SNV does; instance coordinates stay those of the whole window.
     ``null_permutations`` > 0 repeats the search that many times with shuffled labels
     (:func:`allelic.denovo.permutation_control`): what passes there is what the search finds in noise."""
-    from .denovo import find_motifs, permutation_control
-    from .models import is_pair_model
+    from .models import is_pair_model  # torch
 
     if score not in SCORES:
         raise ValueError(f"score must be one of {SCORES}, got {score!r}")
@@ -186,18 +193,14 @@ def explain(model, tokenizer, windows: pd.DataFrame, *, score: str = "attention"
         values = attention_profiles(model, tokenizer, seqs, layers=layers, heads=heads, reduction=reduction,
                                     batch_size=batch_size, device=device, alt_sequences=alt, progress=progress).values
     else:
-        length = max(map(len, seqs))
-        pos = None if ism_flank is None else np.arange(max(0, length // 2 - ism_flank),
-                                                        min(length, length // 2 + ism_flank + 1))
+        pos = None if ism_flank is None else np.arange(*_centre_span(max(map(len, seqs)), ism_flank))
         values = ism_scores(model, tokenizer, seqs, positions=pos, batch_size=max(batch_size, 256), device=device,
                             alt_sequences=alt, progress=progress)
     by_label = profile_by_label(values, labels)
     found = null = None
     known = list(motifs or ())
     if denovo:
-        lo, hi = 0, max(map(len, seqs))
-        if denovo_flank is not None:
-            lo, hi = max(0, hi // 2 - int(denovo_flank)), min(hi, hi // 2 + int(denovo_flank) + 1)
+        lo, hi = _centre_span(max(map(len, seqs)), denovo_flank)
         cut = [q[lo:hi] for q in seqs]
         found = find_motifs(cut, values[:, lo:hi], labels, min_ratio=min_ratio, jaspar=jaspar,
                             random_state=random_state, progress=progress)
@@ -253,8 +256,6 @@ def describe_agreement(expl: Explanation, matrix_id: str, *, alpha: float = 0.05
 
 def write(expl: Explanation, out_dir) -> list[Path]:
     """Save an :class:`Explanation` as tables under ``out_dir`` (see the module docstring); returns the paths."""
-    from .denovo import write_meme
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     wide = pd.DataFrame(expl.scores, columns=[f"p{i}" for i in range(expl.scores.shape[1])])
