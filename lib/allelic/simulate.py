@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 
 from . import config
-from .motifs import load_jaspar, scan
+from .motifs import Motif, load_jaspar, reverse_complement, scan
 from .progress import bar
 
 ASSAYS = ("CTCF", "POL2", "H3K4me3", "H3K27ac", "RNA")
@@ -557,8 +557,6 @@ def planted_windows(motif, n: int = 2000, *, window: int = 200, frac_as: float =
     Returns a DataFrame: ``window_id``, ``sequence`` (reference allele), ``label``, ``alt_allele``, ``snv_offset``
     (0-based), ``alt_sequence``, and the truth: ``site_start`` (-1: none), ``site_strand``, ``site_at_snv``;
     ``.attrs["motif"]`` is the planted matrix id. Deterministic for ``random_state``."""
-    from .motifs import Motif
-
     m = motif if isinstance(motif, Motif) else load_jaspar([str(motif)])[0]
     w = m.width
     if window < 2 * w + 2:
@@ -578,31 +576,25 @@ def planted_windows(motif, n: int = 2000, *, window: int = 200, frac_as: float =
     start = np.full(n, -1)
     strand = np.full(n, "", dtype="U1")
     at_snv = np.zeros(n, bool)
-    comp = {65: 84, 67: 71, 71: 67, 84: 65}
     for i in range(n):
         plant = rng.random() < (p_causal if label[i] else p_motif_other)
         if plant:
-            site = np.frombuffer(m.sample(1, random_state=rng)[0].encode(), np.uint8).copy()
+            site = m.sample(1, random_state=rng)[0]
             minus = rng.random() < 0.5
+            if minus:
+                site = reverse_complement(site)
             if label[i]:
                 j = int(rng.choice(informative))           # motif column under the SNV
-                col = probs[:, j]
-                if minus:                                  # column j of the motif sits at site position w-1-j
-                    site = np.array([comp[b] for b in site[::-1]], np.uint8)
-                    s0 = c - (w - 1 - j)
-                    alt_base = "TGCA"[int(np.argmin(col))]
-                else:
-                    s0 = c - j
-                    alt_base = "ACGT"[int(np.argmin(col))]
+                # on the minus strand column j of the motif sits at site position w-1-j, read complemented
+                s0 = c - (w - 1 - j) if minus else c - j
+                alt_base = ("TGCA" if minus else "ACGT")[int(np.argmin(probs[:, j]))]
                 at_snv[i] = True
             else:
-                if minus:
-                    site = np.array([comp[b] for b in site[::-1]], np.uint8)
                 # clear of the SNV: the site ends before c - 2 or starts after c + 2
                 left = rng.random() < 0.5
                 s0 = int(rng.integers(0, c - 2 - w)) if left else int(rng.integers(c + 3, window - w + 1))
                 alt_base = None
-            seqs[i, s0:s0 + w] = site
+            seqs[i, s0:s0 + w] = np.frombuffer(site.encode(), np.uint8)
             start[i], strand[i] = s0, "-" if minus else "+"
         else:
             alt_base = None
