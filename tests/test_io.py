@@ -35,6 +35,8 @@ def test_entex_labels_to_counts_schema(tmp_path):
     assert (first["ref_count"], first["alt_count"], first["total"], first["alt"]) == (15, 5, 20, "G")
     assert first["subset"] == "balanced,natural_depth100" and first["sample"] == "D1_liver_CTCF"
     assert (second["alt"], second["ref_count"], second["alt_count"]) == ("T", 3, 27)
+    # haplotype counts: hap1 carries the reference in the first row, the alternative (T, 27 reads) in the second
+    assert (first["hap1_count"], first["hap2_count"]) == (15, 5) and (second["hap1_count"], second["hap2_count"]) == (27, 3)
     reasons = led.table().set_index("reason")["record"]
     assert reasons["ref_not_in_genotype"] == "chr2:300 D2" and reasons["duplicate_measurement"] == "D1_liver_CTCF chr1:100"
 

@@ -63,6 +63,7 @@ def _bad_rows(path: Path, mask, what: str, df: pd.DataFrame) -> None:
 def read_entex_labels(entex_dir=None, *, deduplicate: bool = True, ledger: Ledger | None = None) -> pd.DataFrame:
     """EN-TEx allele-specific measurements (``labels.tsv.gz``) in the counts schema.
 
+    ``hap1_count`` / ``hap2_count`` are the reads of each haplotype's allele (the personal genome is phased).
     Extra columns: ``as_label`` (the catalogue's AS call, 0/1), ``subset`` (comma-joined subsets a measurement is in).
     With ``deduplicate`` a measurement listed in both subsets becomes one row (recorded in ``ledger`` as
     ``duplicate_measurement``). Rows whose reference base is on neither haplotype are removed (``ref_not_in_genotype``).
@@ -96,6 +97,9 @@ def read_entex_labels(entex_dir=None, *, deduplicate: bool = True, ledger: Ledge
         "ref_count": df["ref_reads"], "alt_count": df["total_reads"] - df["ref_reads"], "total": df["total_reads"],
         "as_label": df["as_label"], "subset": df["subset"].astype(str),
     })
+    hap1_is_ref = (out["hap1_allele"] == out["ref"]).to_numpy()
+    out.insert(12, "hap1_count", np.where(hap1_is_ref, out["ref_count"], out["alt_count"]).astype(float))
+    out.insert(13, "hap2_count", np.where(hap1_is_ref, out["alt_count"], out["ref_count"]).astype(float))
     if deduplicate:
         key = ["sample", "chrom", "pos", "ref_count", "total"]
         subsets = out.groupby(key, sort=False)["subset"].transform(lambda s: ",".join(sorted(set(s))))
