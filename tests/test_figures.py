@@ -1,3 +1,4 @@
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -31,11 +32,22 @@ def test_figures_from_saved_results(tmp_path, monkeypatch):
     from allelic.motifs import load_jaspar
 
     write_meme(load_jaspar(["MA0139.1"]), d6 / "motifs.meme")
+    (tmp_path / "07").mkdir()
+    pd.DataFrame({"assay": ["CTCF", "CTCF", "RNA", "RNA"], "score": ["score_transformer", "score_cnn"] * 2,
+                  "auroc_gain": [0.2, 0.1, 0.01, 0.03], "gain_low": [0.15, 0.05, -0.01, 0.0],
+                  "gain_high": [0.25, 0.15, 0.03, 0.06]}).to_csv(tmp_path / "07" / "scores.tsv", sep="\t", index=False)
     monkeypatch.setenv("ALLELIC_RESULTS_DIR", str(tmp_path))
     assert figures.main(["--out", str(tmp_path / "fig")]) == 0
     assert sorted(p.name for p in (tmp_path / "fig").iterdir()) == ["01_overview.png", "02_imbalance_tests.png",
                                                                     "05_figure_9b.png", "06_figure_9c.png",
-                                                                    "06_logos.png"]
+                                                                    "06_logos.png", "07_tissue_effects.png"]
+    gains = figures.from_results("07_tissue_effects", tmp_path)
+    ax = gains.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["fine-tuned transformer", "CNN"]  # by gain, then labels
+    from matplotlib.collections import PathCollection
+
+    xs = np.concatenate([c.get_offsets()[:, 0] for c in ax.collections if isinstance(c, PathCollection)])
+    assert sorted(np.round(xs, 3)) == [0.01, 0.03, 0.1, 0.2]        # one point per saved gain, nothing refitted
     fig9c = figures.from_results("06_figure_9c", tmp_path)
     assert fig9c.axes[0].get_legend().get_texts()[0].get_text() == "AS SNVs (n=3)"
     logos = figures.from_results("06_logos", tmp_path)

@@ -41,3 +41,31 @@ def test_metric_bars_heights():
     fig = pl.metric_bars(m)
     heights = [r.get_height() for r in fig.axes[0].patches]
     assert heights == [0.9, 0.5, 0.3, 0.8]
+
+
+def _snvs_x_tissues():
+    import anndata as ad
+
+    rng = np.random.default_rng(0)
+    score = rng.normal(size=200)
+    call = (rng.random((200, 3)) < 1 / (1 + np.exp(-2 * score[:, None]))).astype(float)
+    call[rng.random((200, 3)) < 0.2] = np.nan                           # not measured there
+    obs = pd.DataFrame({"score_transformer": score}, index=[f"s{i}" for i in range(200)])
+    return ad.AnnData(X=np.nan_to_num(call), obs=obs, var=pd.DataFrame(index=["liver", "lung", "heart"]),
+                      layers={"as_call": call})
+
+
+def test_tissue_heatmap_shows_the_fraction_as_per_score_quintile():
+    from allelic.tissues import score_bins
+
+    a = _snvs_x_tissues()
+    fig = pl.tissue_heatmap(a, score="score_transformer")
+    frac = score_bins(a, "score_transformer")
+    # by hand: SNVs sorted by score, 40 per quintile, NaN (not measured) left out of each mean
+    order = np.argsort(a.obs["score_transformer"].to_numpy(), kind="stable")
+    hand = np.array([np.nanmean(a.layers["as_call"][order[q * 40:(q + 1) * 40]], axis=0) for q in range(5)])
+    np.testing.assert_allclose(frac.to_numpy(), hand)
+    assert frac.attrs["n"].to_numpy().sum() == int(np.isfinite(a.layers["as_call"]).sum())
+    mesh = [c for ax in fig.axes for c in ax.collections if hasattr(c, "get_array") and c.get_array() is not None
+            and np.size(c.get_array()) == 15]
+    np.testing.assert_allclose(np.sort(np.asarray(mesh[0].get_array()).ravel()), np.sort(hand.ravel()))

@@ -79,6 +79,14 @@ def logos(table: pd.DataFrame, motifs, *, top: int = 6):
     return fig
 
 
+def tissue_effects(scores: pd.DataFrame):
+    """Chapter 07: the held-out AUROC gain of each per-SNV score (the transformer's out-of-fold score, the baselines',
+    the motif score change) over tissue signals alone, per assay (``results/07/scores.tsv``)."""
+    from .baselines import LABELS
+
+    return pl.score_gains(scores, labels=LABELS)
+
+
 def _logos_from_files(table: pd.DataFrame, meme: Path):
     from .denovo import read_meme
 
@@ -89,7 +97,8 @@ def _logos_from_files(table: pd.DataFrame, meme: Path):
 FIGURES = {"01_overview": ("01/counts.tsv.gz", overview), "02_imbalance_tests": ("02/imbalance.tsv.gz", imbalance_tests),
            "05_figure_9b": ("05/fold_metrics.tsv", figure_9b),
            "06_figure_9c": (("06/simulator/profile.tsv", "06/simulator/enrichment.tsv"), figure_9c),
-           "06_logos": (("06/simulator/motifs.tsv", "06/simulator/motifs.meme"), _logos_from_files)}
+           "06_logos": (("06/simulator/motifs.tsv", "06/simulator/motifs.meme"), _logos_from_files),
+           "07_tissue_effects": ("07/scores.tsv", tissue_effects)}
 
 
 def from_results(name: str, results=None):

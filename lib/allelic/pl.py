@@ -218,3 +218,74 @@ def logo(motif, *, ax=None, title: str | None = None):
     ax.set_xticks([])
     ax.set_title(title if title is not None else f"{motif.matrix_id} {motif.name}", fontsize=9)
     return fig
+
+
+def score_gains(scores: pd.DataFrame, *, highlight: str = "score_transformer", labels: dict | None = None,
+                axes=None):
+    """Chapter 07: the held-out AUROC gain of each per-SNV score over the tissue signals alone, with its bootstrap
+    interval (:func:`allelic.tissues.compare_scores`); one panel per ``assay`` when the table has that column
+    (scores ordered by their mean gain), the ``highlight`` score in red."""
+    import matplotlib.pyplot as plt
+
+    t = scores if "assay" in scores.columns else scores.assign(assay="")
+    assays = list(dict.fromkeys(t["assay"]))
+    names = t.groupby("score")["auroc_gain"].mean().sort_values(ascending=False).index.tolist()
+    if axes is None:
+        _, axes = plt.subplots(1, len(assays), figsize=(2.4 * len(assays) + 2.2, 0.32 * len(names) + 1.4),
+                               sharey=True, layout="constrained", squeeze=False)
+        axes = axes[0]
+    axes = np.atleast_1d(axes)
+    names_shown = {"motif_abs_delta": "motif score change"} | (labels or {})
+    y = np.arange(len(names))
+    for ax, assay in zip(axes, assays):
+        d = t[t["assay"] == assay].set_index("score").reindex(names)
+        colors = ["#d62728" if n == highlight else "0.3" for n in names]
+        ax.errorbar(d["auroc_gain"], y, xerr=[d["auroc_gain"] - d["gain_low"], d["gain_high"] - d["auroc_gain"]],
+                    fmt="none", ecolor="0.6", lw=1)
+        ax.scatter(d["auroc_gain"], y, c=colors, s=28, zorder=3)
+        ax.axvline(0, color="grey", ls=":", lw=1)
+        ax.set_title(assay, fontsize=10)
+        ax.set_xlabel("AUROC gain")
+    axes[0].set_yticks(y)
+    axes[0].set_yticklabels([names_shown.get(n, names_shown.get(n.removeprefix("score_"), n.removeprefix("score_")))
+                             for n in names])
+    axes[0].invert_yaxis()
+    fig = axes[0].figure
+    fig.suptitle("held-out AUROC gain over tissue signals alone (95 % bootstrap interval)", fontsize=10)
+    return fig
+
+
+def tissue_heatmap(adata, *, score: str, n_bins: int = 5, layer: str = "as_call", title: str | None = None):
+    """Chapter 07: scanpy's matrix plot of the fraction of SNVs called AS (``layer``) per tissue, by quantile of a
+    per-SNV ``score`` (rows :func:`allelic.tissues.score_quantiles`; the same values as
+    :func:`allelic.tissues.score_bins`). Returns the figure."""
+    import scanpy as sc
+
+    from .tissues import score_quantiles
+
+    a = adata[np.isfinite(adata.obs[score].to_numpy(float))].copy()
+    key = f"{score.removeprefix('score_')} quantile"
+    a.obs[key] = score_quantiles(a.obs[score], n_bins)
+    mp = sc.pl.matrixplot(a, var_names=list(a.var_names), groupby=key, layer=layer, show=False, return_fig=True,
+                          colorbar_title="fraction AS", title=title, figsize=(0.7 * a.n_vars + 2.5, 0.4 * n_bins + 2))
+    mp.make_figure()
+    return mp.fig
+
+
+def tissue_embedding(profiles, *, axes=None):
+    """Chapter 07: samples (donor x tissue) embedded by their AS profiles (:func:`allelic.tissues.embed`): the PCA
+    coloured by tissue and by donor (scanpy ``pl.pca``), and the correlation of the tissues' mean profiles ordered by
+    the dendrogram (scanpy ``pl.correlation_matrix``)."""
+    import matplotlib.pyplot as plt
+    import scanpy as sc
+
+    if axes is None:
+        fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), layout="constrained")
+    fig = axes[0].figure
+    sc.pl.pca(profiles, color="tissue", ax=axes[0], show=False, size=160)
+    sc.pl.pca(profiles, color="donor", ax=axes[1], show=False, size=160)
+    if "dendrogram_tissue" in profiles.uns:
+        sc.pl.correlation_matrix(profiles, "tissue", ax=axes[2], show=False, show_correlation_numbers=True)
+    else:
+        axes[2].set_axis_off()
+    return fig

@@ -31,7 +31,8 @@ import pandas as pd
 from .ledger import Ledger
 
 __all__ = ["COUNT_LAYERS", "to_anndata", "snv_features", "pairs", "informative_signals", "NestedModels", "lrt",
-           "nested_logit", "per_tissue", "discordant_pairs", "sample_profiles", "embed", "neighbour_agreement"]
+           "nested_logit", "per_tissue", "discordant_pairs", "sample_profiles", "embed", "neighbour_agreement",
+           "score_quantiles", "score_bins", "compare_scores", "TissueAnalysis", "analyse", "write"]
 
 #: layers of :func:`to_anndata` taken from the imbalance table as they are (column -> layer); the AS call and its
 #: p-value come from the columns named by ``call`` and ``pvalue``
@@ -138,8 +139,8 @@ def to_anndata(imbalance: pd.DataFrame, *, assay: str, signal_assays=(), snv_fea
 
 def snv_features(examples: pd.DataFrame, *, assay: str, fold_scores: pd.DataFrame | None = None,
                  motif_change: bool = True) -> pd.DataFrame:
-    """Per-SNV features of one assay for :func:`to_anndata`'s ``obs``: ``chrom, pos, ref, alt``, ``leak_group``
-    (chapter 03), ``label`` (AS in any sample, chapter 03's training label), one ``score_<model>`` per model of
+    """Per-SNV features of one assay for :func:`to_anndata`'s ``obs``: ``chrom, pos, ref, alt``, ``leak_group``,
+    ``split`` and ``held_out`` (chapter 03's leak groups and split; ``held_out`` is the test split), ``label`` (AS in any sample, chapter 03's training label), one ``score_<model>`` per model of
     ``fold_scores`` (chapter 05's out-of-fold scores: each SNV scored by a model fitted on folds that held its
     chromosome out; seeds averaged) and, with ``motif_change``, ``motif_abs_delta``: the largest change of the
     assay's factor motif score (bits, :func:`allelic.baselines.motif_snv_features`) between the alleles.
@@ -154,7 +155,9 @@ def snv_features(examples: pd.DataFrame, *, assay: str, fold_scores: pd.DataFram
     ex = examples[examples["assay"] == assay]
     if ex.empty:
         raise ValueError(f"examples: no rows for assay {assay!r} (assays: {sorted(examples['assay'].unique())})")
-    out = ex[["example_id", *_SITE, "label"] + (["leak_group"] if "leak_group" in ex else [])].copy()
+    out = ex[["example_id", *_SITE, "label"] + [c for c in ("split", "leak_group") if c in ex]].copy()
+    if "split" in out:
+        out["held_out"] = out["split"] == "test"
     if fold_scores is not None:
         fs = fold_scores[fold_scores["assay"] == assay]
         wide = fs.groupby(["example_id", "model"])["score"].mean().unstack("model").add_prefix("score_")
@@ -268,11 +271,13 @@ def _wald(fit, added: list) -> tuple[float, float]:
 
 
 def nested_logit(data: pd.DataFrame, *, signals, score: str | None, response: str = "as_call",
-                 interaction: bool = True, test_chroms=None, groups: str | None = None,
-                 standardize: bool = True, log1p_signals: bool = True, score_main: bool = True) -> NestedModels:
+                 interaction: bool = True, test_chroms=None, held_out: str | None = None,
+                 groups: str | None = None, standardize: bool = True, log1p_signals: bool = True,
+                 score_main: bool = True) -> NestedModels:
     """Logistic regressions of ``response`` (0/1) on log1p tissue ``signals``, then + ``score``, then + the
-    ``score`` x signal interactions, each fitted by maximum likelihood (``statsmodels.api.Logit``) on the rows whose
-    ``chrom`` is not in ``test_chroms`` (all rows when None) and scored by AUROC on the others.
+    ``score`` x signal interactions, each fitted by maximum likelihood (``statsmodels.api.Logit``) on the training
+    rows and scored by AUROC on the held-out ones: those whose ``chrom`` is in ``test_chroms``, or whose boolean
+    column ``held_out`` is true (e.g. chapter 03's test split); all rows are training rows when neither is given.
 
     Consecutive models are compared by likelihood-ratio tests (:func:`lrt`) on the training rows. The LRT assumes
     independent rows; SNV x tissue pairs of one SNV (or of SNVs in overlapping windows) share the SNV's sequence and
@@ -291,7 +296,10 @@ def nested_logit(data: pd.DataFrame, *, signals, score: str | None, response: st
     import statsmodels.api as sm
     from sklearn.metrics import roc_auc_score
 
-    cols = [response, "chrom", *signals] + ([score] if score else []) + ([groups] if groups else [])
+    if test_chroms is not None and held_out is not None:
+        raise ValueError("give test_chroms or held_out, not both")
+    cols = [response, "chrom", *signals] + ([score] if score else []) + ([groups] if groups else []) + (
+        [held_out] if held_out else [])
     missing = [c for c in cols if c not in data.columns]
     if missing:
         raise ValueError(f"missing columns {missing} (have {list(data.columns)})")
@@ -300,7 +308,12 @@ def nested_logit(data: pd.DataFrame, *, signals, score: str | None, response: st
     y = df[response].astype(float)
     if not y.isin([0.0, 1.0]).all():
         raise ValueError(f"{response} must be 0/1")
-    test = df["chrom"].isin(list(test_chroms)) if test_chroms is not None else pd.Series(False, index=df.index)
+    if held_out is not None:
+        test = df[held_out].astype(bool)
+    elif test_chroms is not None:
+        test = df["chrom"].isin(list(test_chroms))
+    else:
+        test = pd.Series(False, index=df.index)
     train = ~test
     if y[train].nunique() < 2:
         raise ValueError(f"{response} has one class on the {int(train.sum())} training rows")
@@ -499,3 +512,181 @@ def neighbour_agreement(profiles, *, key: str = "tissue", across: str = "donor",
     perms = np.array([frac(rng.permutation(labels)) for _ in range(n_permutations)])
     return {"fraction": obs, "expected": float(np.nanmean(perms)), "n_samples": int(has.sum()),
             "pvalue": float((1 + np.sum(perms >= obs)) / (1 + n_permutations))}
+
+
+def score_quantiles(values, n_bins: int = 5) -> pd.Categorical:
+    """Quantile bin (``Q1`` lowest .. ``Q<n_bins>``) of each value, ties broken by order; NaN stays NaN."""
+    v = np.asarray(values, float)
+    ok = np.isfinite(v)
+    codes = np.full(len(v), -1)
+    codes[ok] = pd.qcut(pd.Series(v[ok]).rank(method="first"), n_bins, labels=False)
+    return pd.Categorical.from_codes(codes, categories=[f"Q{i + 1}" for i in range(n_bins)])
+
+
+def score_bins(adata, score: str, n_bins: int = 5) -> pd.DataFrame:
+    """Fraction of SNVs called AS in each tissue (columns) by ``score`` quantile (rows, low to high; SNVs without a
+    score left out): the variant-effect matrix that :func:`allelic.pl.tissue_heatmap` draws with scanpy.
+    ``attrs["n"]`` holds the measured pairs per cell."""
+    bins = score_quantiles(adata.obs[score], n_bins)
+    call = pd.DataFrame(adata.layers["as_call"], columns=adata.var_names)
+    frac = call.groupby(bins, observed=False).mean()
+    frac.index.name = f"{score} quantile"
+    frac.attrs["n"] = call.notna().astype(int).groupby(bins, observed=False).sum()
+    return frac
+
+
+def compare_scores(data: pd.DataFrame, *, signals, scores, test_chroms=None, held_out: str | None = None,
+                   groups: str | None = None, n_boot: int = 500, random_state=0) -> pd.DataFrame:
+    """Each per-SNV score in turn added to the same tissue signals (:func:`nested_logit`, no interaction): one row
+    per score with the held-out AUROC of signals alone and with the score, the gain with a grouped paired bootstrap
+    interval and p-value (:func:`allelic.evaluate.auroc_difference`), the odds ratio per sd of the score (95 %
+    interval), and the likelihood-ratio and cluster-robust p-values of the score on the training rows. Every score
+    is fitted on the same rows (those where no score is missing). Rows are sorted by the gain."""
+    from .evaluate import auroc_difference
+
+    data = data.dropna(subset=list(scores))     # every score on the same rows, so the gains compare
+    rows = []
+    for k, score in enumerate(scores):
+        res = nested_logit(data, signals=signals, score=score, interaction=False, test_chroms=test_chroms,
+                           held_out=held_out, groups=groups)
+        tp = res.test_predictions
+        gain = auroc_difference(tp["as_call"], tp["signals"], tp["signals + score"],
+                                groups=tp[groups] if groups else None, n_boot=n_boot, random_state=random_state + k)
+        o = res.odds_ratios.query("model == 'signals + score' and term == @score").iloc[0]
+        t = res.tests.iloc[0]
+        rows.append({"score": score, "auroc_signals": gain["auroc_a"], "auroc_with_score": gain["auroc_b"],
+                     "auroc_gain": gain["difference"], "gain_low": gain["ci_low"], "gain_high": gain["ci_high"],
+                     "gain_pvalue": gain["pvalue"], "odds_ratio": o["odds_ratio"], "or_low": o["low"],
+                     "or_high": o["high"], "lrt": t["statistic"], "pvalue": t["pvalue"],
+                     "pvalue_cluster": t["pvalue_cluster"], "n_train": int(res.models["n_train"].iloc[0]),
+                     "n_test": int(res.models["n_test"].iloc[0])})
+    return pd.DataFrame(rows).sort_values("auroc_gain", ascending=False, ignore_index=True)
+
+
+@dataclass
+class TissueAnalysis:
+    """Result of :func:`analyse` for one assay: ``adata`` (SNVs x tissues), ``pairs``, the ``signals`` used and
+    those left out (``signals_left_out``), ``nested`` (:class:`NestedModels` of the chosen score), ``scores``
+    (:func:`compare_scores` over every score), ``tissues`` (:func:`per_tissue`), ``discordant`` (the differential
+    question, :class:`NestedModels` on :func:`discordant_pairs`; None when there are too few), ``n_discordant``,
+    ``profiles`` (samples x SNVs, embedded; None when too few samples) and ``neighbours``
+    (:func:`neighbour_agreement`), and ``params``."""
+
+    adata: object
+    pairs: pd.DataFrame
+    signals: list
+    signals_left_out: pd.DataFrame
+    nested: NestedModels
+    scores: pd.DataFrame
+    tissues: pd.DataFrame
+    discordant: NestedModels | None
+    n_discordant: int
+    profiles: object
+    neighbours: dict | None
+    params: dict
+
+    def summary(self) -> pd.Series:
+        """The headline numbers (what the chapter glues)."""
+        m = self.nested.models.set_index("model")["auroc_test"]
+        t = self.nested.tests.set_index("model")
+        s = self.scores.set_index("score").loc[self.params["score"]]
+        out = {"assay": self.params["assay"], "n_pairs": len(self.pairs), "n_snvs": self.adata.n_obs,
+               "n_tissues": self.adata.n_vars, "frac_as": float(self.pairs["as_call"].mean()),
+               "signals": ", ".join(self.signals), "auroc_signals": m["signals"],
+               "auroc_with_score": m["signals + score"], "auroc_gain": s["auroc_gain"], "gain_low": s["gain_low"],
+               "gain_high": s["gain_high"], "odds_ratio": s["odds_ratio"], "or_low": s["or_low"],
+               "or_high": s["or_high"], "lrt_score": t.loc["signals + score", "statistic"],
+               "p_score": t.loc["signals + score", "pvalue"],
+               "p_score_cluster": t.loc["signals + score", "pvalue_cluster"]}
+        if "signals + score + interaction" in t.index:
+            out.update(lrt_interaction=t.loc["signals + score + interaction", "statistic"],
+                       p_interaction=t.loc["signals + score + interaction", "pvalue"],
+                       p_interaction_cluster=t.loc["signals + score + interaction", "pvalue_cluster"])
+        if self.discordant is not None:
+            d = self.discordant.models.set_index("model")["auroc_test"]
+            dt = self.discordant.tests.iloc[0] if len(self.discordant.tests) else None
+            out.update(n_discordant=self.n_discordant, auroc_discordant_signals=d["signals"],
+                       auroc_discordant_interaction=d.iloc[-1],
+                       p_discordant_interaction_cluster=np.nan if dt is None else dt["pvalue_cluster"])
+        if self.neighbours is not None:
+            out.update(neighbour_same_tissue=self.neighbours["fraction"],
+                       neighbour_expected=self.neighbours["expected"], neighbour_p=self.neighbours["pvalue"])
+        return pd.Series(out)
+
+
+def analyse(imbalance: pd.DataFrame, features: pd.DataFrame, *, assay: str, signal_assays, score: str,
+            held_out: str = "held_out", scores=None, groups: str = "leak_group", call: str = "as_betabinom",
+            pvalue: str = "p_betabinom", replicates: str = "error", min_signal_frac: float = 0.05,
+            min_discordant: int = 200, profile_min_frac: float = 0.5, n_boot: int = 500, random_state=0,
+            source: str = "imbalance table") -> TissueAnalysis:
+    """Chapter 07's analysis of one assay, from chapter 02's calls and :func:`snv_features`: the SNVs x tissues
+    AnnData, the informative signals, the nested models of ``score`` (with interactions), every score of ``scores``
+    (default: every ``score_*`` column and ``motif_abs_delta``) compared by held-out AUROC gain, the per-tissue
+    tests, the differential (discordant tissue pairs) models when there are at least ``min_discordant`` pairs, and
+    the samples' AS profiles embedded with scanpy. Models are fitted on the SNVs whose boolean feature ``held_out``
+    is false and scored on the others (chapter 03's test split, never seen by the models that made the scores). Pairs are clustered by ``groups`` (chapter 03's leak groups:
+    SNVs whose windows overlap, so all tissues and donors of one SNV fall in one cluster)."""
+    adata = to_anndata(imbalance, assay=assay, signal_assays=signal_assays, snv_features=features, call=call,
+                       pvalue=pvalue, replicates=replicates, source=source)
+    if scores is None:
+        scores = [c for c in features.columns if c.startswith("score_")] + (
+            ["motif_abs_delta"] if "motif_abs_delta" in features else [])
+    cols = list(dict.fromkeys([score, *scores, groups, held_out]))
+    p = pairs(adata, obs_columns=cols)
+    signals, left = informative_signals(p, [f"signal_{a}" for a in signal_assays], min_frac=min_signal_frac)
+    nested = nested_logit(p, signals=signals, score=score, held_out=held_out, groups=groups)
+    compared = compare_scores(p, signals=signals, scores=scores, held_out=held_out, groups=groups, n_boot=n_boot,
+                              random_state=random_state)
+    by_tissue = per_tissue(p, signals=signals, score=score, groups=groups)
+    disc = discordant_pairs(p, signals=signals, obs_columns=[score, groups, held_out], random_state=random_state)
+    dmodels = None
+    if len(disc) >= min_discordant and disc[held_out].any() and not disc[held_out].all():
+        dmodels = nested_logit(disc, signals=[f"diff_{s}" for s in signals], score=score, response="response",
+                               held_out=held_out, groups=groups, log1p_signals=False, score_main=False)
+    profiles, near = None, None
+    try:
+        profiles = embed(sample_profiles(imbalance, assay=assay, min_frac=profile_min_frac),
+                         random_state=random_state)
+        near = neighbour_agreement(profiles, random_state=random_state)
+    except ValueError:
+        pass
+    params = {"assay": assay, "signal_assays": list(signal_assays), "score": score, "scores": list(scores),
+              "held_out": held_out, "groups": groups, "call": call, "replicates": replicates,
+              "min_signal_frac": min_signal_frac, "min_discordant": min_discordant,
+              "profile_min_frac": profile_min_frac, "n_boot": n_boot, "random_state": random_state}
+    return TissueAnalysis(adata=adata, pairs=p, signals=signals, signals_left_out=left, nested=nested,
+                          scores=compared, tissues=by_tissue, discordant=dmodels, n_discordant=len(disc),
+                          profiles=profiles, neighbours=near, params=params)
+
+
+def write(result: TissueAnalysis, out_dir) -> list:
+    """Write an :func:`analyse` result: ``snvs_x_tissues.h5ad`` (the AnnData), ``models.tsv``, ``tests.tsv``,
+    ``odds_ratios.tsv``, ``scores.tsv``, ``per_tissue.tsv``, ``discordant_models.tsv`` / ``discordant_tests.tsv``,
+    ``profiles.h5ad`` and ``summary.tsv``; returns the paths."""
+    from pathlib import Path
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+
+    def tsv(df, name):
+        df.to_csv(out / name, sep="\t", index=False)
+        paths.append(out / name)
+
+    a = result.adata.copy()
+    a.uns["ledger"] = a.uns["ledger"].astype(str)
+    a.write_h5ad(out / "snvs_x_tissues.h5ad", compression="gzip")
+    paths.append(out / "snvs_x_tissues.h5ad")
+    tsv(result.nested.models, "models.tsv")
+    tsv(result.nested.tests, "tests.tsv")
+    tsv(result.nested.odds_ratios, "odds_ratios.tsv")
+    tsv(result.scores, "scores.tsv")
+    tsv(result.tissues, "per_tissue.tsv")
+    if result.discordant is not None:
+        tsv(result.discordant.models, "discordant_models.tsv")
+        tsv(result.discordant.tests, "discordant_tests.tsv")
+    if result.profiles is not None:
+        result.profiles.write_h5ad(out / "profiles.h5ad")
+        paths.append(out / "profiles.h5ad")
+    tsv(result.summary().to_frame("value").reset_index(names="key"), "summary.tsv")
+    return paths
