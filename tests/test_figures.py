@@ -46,7 +46,9 @@ def test_figures_from_saved_results(tmp_path, monkeypatch):
     assert [t.get_text() for t in ax.get_yticklabels()] == ["fine-tuned transformer", "CNN"]  # by gain, then labels
     from matplotlib.collections import PathCollection
 
-    xs = np.concatenate([c.get_offsets()[:, 0] for c in ax.collections if isinstance(c, PathCollection)])
+    xs = np.concatenate([c.get_offsets()[:, 0] for a in gains.axes for c in a.collections
+                         if isinstance(c, PathCollection)])
+    assert [a.get_title() for a in gains.axes] == ["CTCF", "RNA"]      # one panel per assay
     assert sorted(np.round(xs, 3)) == [0.01, 0.03, 0.1, 0.2]        # one point per saved gain, nothing refitted
     fig9c = figures.from_results("06_figure_9c", tmp_path)
     assert fig9c.axes[0].get_legend().get_texts()[0].get_text() == "AS SNVs (n=3)"
