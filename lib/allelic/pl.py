@@ -220,6 +220,14 @@ def logo(motif, *, ax=None, title: str | None = None):
     return fig
 
 
+def score_label(name: str, labels: dict | None = None) -> str:
+    """The display name of a chapter 07 score column: ``labels`` (e.g. :data:`allelic.baselines.LABELS`) keyed by
+    the model name without its ``score_`` prefix, and readable names for the motif and oracle columns."""
+    names = {"motif_abs_delta": "motif score change", "oracle_abs_delta": "true motif-score difference (oracle)"}
+    names |= labels or {}
+    return names.get(name, names.get(name.removeprefix("score_"), name.removeprefix("score_")))
+
+
 def score_gains(scores: pd.DataFrame, *, highlight: str = "score_transformer", labels: dict | None = None,
                 axes=None):
     """Chapter 07: the held-out AUROC gain of each per-SNV score over the tissue signals alone, with its bootstrap
@@ -235,7 +243,6 @@ def score_gains(scores: pd.DataFrame, *, highlight: str = "score_transformer", l
                                sharey=True, layout="constrained", squeeze=False)
         axes = axes[0]
     axes = np.atleast_1d(axes)
-    names_shown = {"motif_abs_delta": "motif score change"} | (labels or {})
     y = np.arange(len(names))
     for ax, assay in zip(axes, assays):
         d = t[t["assay"] == assay].set_index("score").reindex(names)
@@ -247,8 +254,7 @@ def score_gains(scores: pd.DataFrame, *, highlight: str = "score_transformer", l
         ax.set_title(assay, fontsize=10)
         ax.set_xlabel("AUROC gain")
     axes[0].set_yticks(y)
-    axes[0].set_yticklabels([names_shown.get(n, names_shown.get(n.removeprefix("score_"), n.removeprefix("score_")))
-                             for n in names])
+    axes[0].set_yticklabels([score_label(n, labels) for n in names])
     axes[0].invert_yaxis()
     fig = axes[0].figure
     fig.suptitle("held-out AUROC gain over tissue signals alone (95 % bootstrap interval)", fontsize=10)

@@ -17,12 +17,17 @@ sequence score adds to tissue epigenetic signals, and tissues embedded by their 
   cluster-robust Wald tests of the same terms (pairs of one SNV, or of overlapping windows, are not independent),
   odds ratios per standard deviation with confidence intervals, and AUROC of each model on held-out chromosomes.
   :func:`per_tissue` asks the score question in each tissue separately (Benjamini-Hochberg across tissues).
+* :func:`discordant_pairs` asks the differential question: when an SNV is AS in one tissue of a donor and not in
+  another, do the signal differences (and their interaction with the score) tell which?
 * :func:`sample_profiles` builds **samples (donor x tissue) x SNVs** of AS effects for scanpy; :func:`embed` adds
   the PCA and the tissue dendrogram; :func:`neighbour_agreement` measures how often a sample's nearest neighbour
   by AS profile is the same tissue in another donor (with a permutation p-value).
+* :func:`analyse` runs all of it for one assay (:class:`TissueAnalysis`, :func:`compare_scores` over every score,
+  :func:`score_bins` for the heatmap) and :func:`write` saves it (AnnData as ``.h5ad``, tables as TSV).
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -220,7 +225,8 @@ class NestedModels:
     """Result of :func:`nested_logit`.
 
     ``models``: one row per model (``model``, ``terms``, ``n_params``, ``llf``, ``aic``, ``auroc_test`` on the
-    held-out chromosomes, ``n_train``, ``n_test``, ``n_clusters``); ``tests``: one row per comparison of a model with
+    held-out rows, ``n_train``, ``n_test``, ``n_clusters``, ``converged``: False when the maximum-likelihood fit did
+    not converge, e.g. under complete separation in a small tissue — read its tests with care); ``tests``: one row per comparison of a model with
     the one before (``model``, ``against``, ``statistic`` and ``pvalue`` of the likelihood-ratio test, ``df``, and
     ``wald_cluster`` / ``pvalue_cluster``: the cluster-robust Wald test of the same added terms, NaN without
     ``groups``); ``odds_ratios``: every coefficient of every model (``model``, ``term``, ``odds_ratio`` per standard
@@ -295,6 +301,7 @@ def nested_logit(data: pd.DataFrame, *, signals, score: str | None, response: st
     at these SNVs)."""
     import statsmodels.api as sm
     from sklearn.metrics import roc_auc_score
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning, HessianInversionWarning
 
     if test_chroms is not None and held_out is not None:
         raise ValueError("give test_chroms or held_out, not both")
@@ -332,19 +339,26 @@ def nested_logit(data: pd.DataFrame, *, signals, score: str | None, response: st
     preds = df.loc[test, ["chrom", response] + ([groups] if groups else [])].copy()
     prev = None
     for name, X in steps.items():
-        fit = sm.Logit(y[train], X[train]).fit(disp=0, maxiter=200, **fit_kw)
+        with warnings.catch_warnings(), np.errstate(over="ignore"):
+            # a model that does not converge (separation in a small tissue) is reported in `converged`, not printed
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            warnings.simplefilter("ignore", HessianInversionWarning)
+            fit = sm.Logit(y[train], X[train]).fit(disp=0, maxiter=200, **fit_kw)
         fits[name] = fit
         auroc = np.nan
         if test.any():
-            preds[name] = fit.predict(X[test]).to_numpy()
+            with np.errstate(over="ignore"):
+                preds[name] = fit.predict(X[test]).to_numpy()
             if y[test].nunique() == 2:
                 auroc = float(roc_auc_score(y[test], preds[name]))
         rows.append({"model": name, "terms": " + ".join(X.columns[1:]), "n_params": X.shape[1], "llf": fit.llf,
                      "aic": fit.aic, "auroc_test": auroc, "n_train": int(train.sum()), "n_test": int(test.sum()),
-                     "n_clusters": n_clusters})
-        ci = np.exp(fit.conf_int())
+                     "n_clusters": n_clusters, "converged": bool(fit.mle_retvals.get("converged", True))})
+        with np.errstate(over="ignore"):     # a separated fit's odds ratio is inf, and shown as such
+            ci = np.exp(fit.conf_int())
+            odds = np.exp(fit.params)
         for term in X.columns:
-            ors.append({"model": name, "term": term, "odds_ratio": float(np.exp(fit.params[term])),
+            ors.append({"model": name, "term": term, "odds_ratio": float(odds[term]),
                         "low": float(ci.loc[term, 0]), "high": float(ci.loc[term, 1]),
                         "pvalue": float(fit.pvalues[term])})
         if prev is not None:
@@ -505,8 +519,11 @@ def neighbour_agreement(profiles, *, key: str = "tissue", across: str = "donor",
     nn = c.argmax(1)
     labels = profiles.obs[key].astype(str).to_numpy()
 
+    if not has.any():
+        return {"fraction": np.nan, "expected": np.nan, "n_samples": 0, "pvalue": np.nan}
+
     def frac(lab):
-        return float(np.mean(lab[has] == lab[nn[has]])) if has.any() else np.nan
+        return float(np.mean(lab[has] == lab[nn[has]]))
 
     obs = frac(labels)
     perms = np.array([frac(rng.permutation(labels)) for _ in range(n_permutations)])
