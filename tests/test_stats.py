@@ -418,3 +418,11 @@ def test_simulator_beta_binomial_calls_control_fdp(tmp_path):
     # BH bounds the expected FDP; allow two binomial standard errors of sampling noise around 0.1
     assert bb["fdp"] <= 0.1 + 2 * np.sqrt(0.1 * 0.9 / n_called)
     assert m.loc["as_binom", "fdp"] > 0.25  # the binomial test ignores over-dispersion and over-calls
+
+
+def test_format_pvalue():
+    from allelic.stats import format_pvalue
+
+    assert format_pvalue(0.0) == "< 1e-300" and format_pvalue(0.012345) == "0.012"
+    assert format_pvalue(3.2e-50) == "3.2e-50" and format_pvalue(float("nan")) == "n/a"
+    assert format_pvalue(0.5, relation=True) == "= 0.5" and format_pvalue(0.0, relation=True) == "< 1e-300"

@@ -43,6 +43,7 @@ from scipy.stats import norm as _norm
 from .ledger import Ledger
 
 __all__ = [
+    "format_pvalue",
     "binomial_test",
     "betabinom_test",
     "fit_betabinom_rho",
@@ -1179,3 +1180,15 @@ def test_imbalance(table, *, ref_col="ref_count", alt_col="alt_count", group_col
 
 
 test_imbalance.__test__ = False  # a library function, not a pytest test
+
+
+def format_pvalue(p, digits: int = 2, *, relation: bool = False) -> str:
+    """A p-value as text: ``digits`` significant digits, ``"< 1e-300"`` when it underflowed to 0 (a double cannot
+    hold it; printing 0 would claim certainty), ``"n/a"`` for NaN. With ``relation`` a value gets ``"= "`` in front,
+    so ``f"p {format_pvalue(p, relation=True)}"`` reads ``p = 0.012`` or ``p < 1e-300``."""
+    p = float(p)
+    if np.isnan(p):
+        return "n/a"
+    if p <= 0:
+        return "< 1e-300"
+    return f"= {p:.{digits}g}" if relation else f"{p:.{digits}g}"

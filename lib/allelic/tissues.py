@@ -145,7 +145,8 @@ def to_anndata(imbalance: pd.DataFrame, *, assay: str, signal_assays=(), snv_fea
 def snv_features(examples: pd.DataFrame, *, assay: str, fold_scores: pd.DataFrame | None = None,
                  motif_change: bool = True) -> pd.DataFrame:
     """Per-SNV features of one assay for :func:`to_anndata`'s ``obs``: ``chrom, pos, ref, alt``, ``leak_group``,
-    ``split`` and ``held_out`` (chapter 03's leak groups and split; ``held_out`` is the test split), ``label`` (AS in any sample, chapter 03's training label), one ``score_<model>`` per model of
+    ``split`` and ``held_out`` (chapter 03's leak groups and split; ``held_out`` is the test split), ``label`` (AS
+    in any sample, chapter 03's training label), one ``score_<model>`` per model of
     ``fold_scores`` (chapter 05's out-of-fold scores: each SNV scored by a model fitted on folds that held its
     chromosome out; seeds averaged) and, with ``motif_change``, ``motif_abs_delta``: the largest change of the
     assay's factor motif score (bits, :func:`allelic.baselines.motif_snv_features`) between the alleles.
@@ -226,7 +227,8 @@ class NestedModels:
 
     ``models``: one row per model (``model``, ``terms``, ``n_params``, ``llf``, ``aic``, ``auroc_test`` on the
     held-out rows, ``n_train``, ``n_test``, ``n_clusters``, ``converged``: False when the maximum-likelihood fit did
-    not converge, e.g. under complete separation in a small tissue — read its tests with care); ``tests``: one row per comparison of a model with
+    not converge, e.g. under complete separation in a small tissue — read its tests with care); ``tests``: one row
+    per comparison of a model with
     the one before (``model``, ``against``, ``statistic`` and ``pvalue`` of the likelihood-ratio test, ``df``, and
     ``wald_cluster`` / ``pvalue_cluster``: the cluster-robust Wald test of the same added terms, NaN without
     ``groups``); ``odds_ratios``: every coefficient of every model (``model``, ``term``, ``odds_ratio`` per standard
@@ -449,13 +451,14 @@ def discordant_pairs(data: pd.DataFrame, *, signals, obs_columns=(), random_stat
     return out
 
 
-def sample_profiles(imbalance: pd.DataFrame, *, assay: str, value: str = "effect", min_frac: float = 0.5,
-                    min_total: int = 0):
+def sample_profiles(imbalance: pd.DataFrame, *, assay: str, value: str = "effect", call: str = "as_betabinom",
+                    min_frac: float = 0.5, min_total: int = 0):
     """Samples (donor x tissue) x SNVs of one assay as AnnData, for embedding and clustering tissues by their
     allelic profiles with scanpy.
 
     ``value``: ``"effect"`` = ``|log2((hap1 + 0.5) / (hap2 + 0.5))|`` (the size of the allelic imbalance; its sign
-    is a property of each donor's haplotypes, so it is dropped to compare donors) or ``"call"`` (the AS call, 0/1).
+    is a property of each donor's haplotypes, so it is dropped to compare donors) or ``"call"`` (the AS call of
+    column ``call``, 0/1).
     SNVs are ``chrom:pos:ref:alt`` across donors, so a column compares the same SNV in every donor that carries it
     heterozygous. Only SNVs measured in at least ``min_frac`` of the samples are kept (the others are counted in
     ``uns["n_snvs_dropped"]``); a missing entry is imputed with that SNV's mean over the samples measuring it
@@ -471,7 +474,7 @@ def sample_profiles(imbalance: pd.DataFrame, *, assay: str, value: str = "effect
     if value == "effect":
         t["v"] = np.abs(np.log2((t["hap1_count"] + 0.5) / (t["hap2_count"] + 0.5)))
     else:
-        t["v"] = t["as_call"].astype(float) if "as_call" in t else t["as_betabinom"].astype(float)
+        t["v"] = t[call].astype(float)
     m = t.pivot_table(index="sample_id", columns="snv", values="v", aggfunc="mean")
     keep = m.notna().mean(0) >= min_frac
     m = m.loc[:, keep]
@@ -607,7 +610,9 @@ class TissueAnalysis:
         m = self.nested.models.set_index("model")["auroc_test"]
         t = self.nested.tests.set_index("model")
         s = self.scores.set_index("score").loc[self.params["score"]]
-        out = {"assay": self.params["assay"], "n_pairs": len(self.pairs), "n_snvs": self.adata.n_obs,
+        out = {"assay": self.params["assay"], "n_pairs": len(self.pairs),
+               "n_pairs_without_features": int(self.nested.models.attrs.get("n_dropped", 0)),
+               "n_snvs": self.adata.n_obs,
                "n_tissues": self.adata.n_vars, "frac_as": float(self.pairs["as_call"].mean()),
                "signals": ", ".join(self.signals), "auroc_signals": m["signals"],
                "auroc_with_score": m["signals + score"], "auroc_gain": s["auroc_gain"], "gain_low": s["gain_low"],
@@ -640,9 +645,12 @@ def analyse(imbalance: pd.DataFrame, features: pd.DataFrame, *, assay: str, sign
     AnnData, the informative signals, the nested models of ``score`` (with interactions), every score of ``scores``
     (default: every ``score_*`` column and ``motif_abs_delta``) compared by held-out AUROC gain, the per-tissue
     tests, the differential (discordant tissue pairs) models when there are at least ``min_discordant`` pairs, and
-    the samples' AS profiles embedded with scanpy. Models are fitted on the SNVs whose boolean feature ``held_out``
-    is false and scored on the others (chapter 03's test split, never seen by the models that made the scores). Pairs are clustered by ``groups`` (chapter 03's leak groups:
-    SNVs whose windows overlap, so all tissues and donors of one SNV fall in one cluster)."""
+    the samples' AS profiles embedded with scanpy (when too few SNVs are shared, ``params["profiles"]`` says why).
+    Models are fitted on the SNVs whose boolean feature ``held_out`` is false and scored on the others (chapter 03's
+    test split, never seen by the models that made the scores); pairs of SNVs without features (not among chapter
+    03's examples) are counted in the summary's ``n_pairs_without_features``. Pairs are clustered by ``groups``
+    (chapter 03's leak groups: SNVs whose windows overlap, so all tissues and donors of one SNV fall in one
+    cluster)."""
     adata = to_anndata(imbalance, assay=assay, signal_assays=signal_assays, snv_features=features, call=call,
                        pvalue=pvalue, replicates=replicates, source=source)
     if scores is None:
@@ -660,17 +668,18 @@ def analyse(imbalance: pd.DataFrame, features: pd.DataFrame, *, assay: str, sign
     if len(disc) >= min_discordant and disc[held_out].any() and not disc[held_out].all():
         dmodels = nested_logit(disc, signals=[f"diff_{s}" for s in signals], score=score, response="response",
                                held_out=held_out, groups=groups, log1p_signals=False, score_main=False)
-    profiles, near = None, None
+    profiles, near, profile_note = None, None, "embedded"
     try:
         profiles = embed(sample_profiles(imbalance, assay=assay, min_frac=profile_min_frac),
                          random_state=random_state)
         near = neighbour_agreement(profiles, random_state=random_state)
-    except ValueError:
-        pass
+    except ValueError as e:                   # too few samples or shared SNVs: said in params, not raised
+        profile_note = str(e)
     params = {"assay": assay, "signal_assays": list(signal_assays), "score": score, "scores": list(scores),
               "held_out": held_out, "groups": groups, "call": call, "replicates": replicates,
               "min_signal_frac": min_signal_frac, "min_discordant": min_discordant,
-              "profile_min_frac": profile_min_frac, "n_boot": n_boot, "random_state": random_state}
+              "profile_min_frac": profile_min_frac, "profiles": profile_note, "n_boot": n_boot,
+              "random_state": random_state}
     return TissueAnalysis(adata=adata, pairs=p, signals=signals, signals_left_out=left, nested=nested,
                           scores=compared, tissues=by_tissue, discordant=dmodels, n_discordant=len(disc),
                           profiles=profiles, neighbours=near, params=params)
