@@ -278,3 +278,14 @@ def test_entex_anndata_matches_the_labels(entex_dir):
                          + t["alt"]), on=["snv_id", "tissue", "total"], suffixes=("", "_t"))
     assert len(m.drop_duplicates(["snv_id", "tissue"])) == len(p)
     assert (m["as_call"] == m["as_label"]).all()
+
+
+def test_null_calibration_by_permuting_scores_among_snvs():
+    # a real per-SNV effect: permuting the scores among SNVs removes it, and the cluster-robust test then rejects at
+    # about alpha while the LRT, blind to the five correlated pairs per SNV, rejects far more often
+    d = _clustered(150, 1.0, np.random.default_rng(5))
+    cal = tissues.null_calibration(d, signals=["signal_H3K27ac"], score="score", groups="snv", n_permutations=100,
+                                   random_state=0).set_index("test")
+    assert cal.loc["cluster_wald", "rejection_rate"] <= 0.12
+    assert cal.loc["lrt", "rejection_rate"] > cal.loc["cluster_wald", "rejection_rate"] + 0.05
+    assert cal.loc["lrt", "n_permutations"] == 100

@@ -36,7 +36,7 @@ import pandas as pd
 from .ledger import Ledger
 
 __all__ = ["COUNT_LAYERS", "to_anndata", "snv_features", "pairs", "informative_signals", "NestedModels", "lrt",
-           "nested_logit", "per_tissue", "discordant_pairs", "sample_profiles", "embed", "neighbour_agreement",
+           "nested_logit", "per_tissue", "null_calibration", "discordant_pairs", "sample_profiles", "embed", "neighbour_agreement",
            "score_quantiles", "score_bins", "compare_scores", "TissueAnalysis", "analyse", "write"]
 
 #: layers of :func:`to_anndata` taken from the imbalance table as they are (column -> layer); the AS call and its
@@ -291,7 +291,8 @@ def nested_logit(data: pd.DataFrame, *, signals, score: str | None, response: st
     independent rows; SNV x tissue pairs of one SNV (or of SNVs in overlapping windows) share the SNV's sequence and
     its effect, so with ``groups`` (a column, e.g. ``snv`` or ``leak_group``) the same added terms also get a
     cluster-robust (sandwich) Wald test, and the odds-ratio intervals are cluster-robust; the coefficients are the
-    same maximum-likelihood estimates. With ``standardize`` each predictor is centred and scaled by its training-row
+    same maximum-likelihood estimates. The sandwich needs many clusters (hundreds); with a few dozen it is too
+    liberal as well (:func:`null_calibration` measures both tests on the data at hand). With ``standardize`` each predictor is centred and scaled by its training-row
     mean and sd, so odds ratios are per standard deviation (interactions: products of the standardised terms).
     ``log1p_signals=False`` takes the signal columns as they are (e.g. the differences of :func:`discordant_pairs`);
     ``score_main=False`` leaves out the score's main effect (it cancels in within-SNV differences), so the models
@@ -410,6 +411,28 @@ def per_tissue(data: pd.DataFrame, *, signals, score: str, groups: str | None = 
     ok = p.notna()
     out.loc[ok, "qvalue"] = bh(p[ok].to_numpy())
     return out
+
+
+def null_calibration(data: pd.DataFrame, *, signals, score: str, groups: str, unit: str = "snv",
+                     n_permutations: int = 50, alpha: float = 0.05, random_state=0) -> pd.DataFrame:
+    """How often the score test rejects when the score carries no information, on the data at hand: the per-``unit``
+    (SNV) scores are shuffled among the SNVs (every pair of one SNV keeps one score, so the clustering stays), and
+    signals vs signals + score (:func:`nested_logit`, all rows) is refitted ``n_permutations`` times. One row per
+    test (``lrt``, ``cluster_wald``): ``rejection_rate`` at ``alpha``, its binomial standard error, and
+    ``n_permutations``. A rate well above ``alpha`` means that test's p-values are too small on these data."""
+    rng = np.random.default_rng(random_state)
+    d = data.dropna(subset=[score, groups, *signals])
+    units, inv = np.unique(d[unit].astype(str).to_numpy(), return_inverse=True)
+    per_unit = pd.Series(d[score].to_numpy()).groupby(inv).first().to_numpy()
+    hits = {"lrt": 0, "cluster_wald": 0}
+    for _ in range(n_permutations):
+        shuffled = d.assign(**{score: rng.permutation(per_unit)[inv]})
+        t = nested_logit(shuffled, signals=signals, score=score, interaction=False, groups=groups).tests.iloc[0]
+        hits["lrt"] += t["pvalue"] < alpha
+        hits["cluster_wald"] += t["pvalue_cluster"] < alpha
+    return pd.DataFrame([{"test": k, "rejection_rate": v / n_permutations,
+                          "se": float(np.sqrt(alpha * (1 - alpha) / n_permutations)), "alpha": alpha,
+                          "n_permutations": n_permutations} for k, v in hits.items()])
 
 
 def discordant_pairs(data: pd.DataFrame, *, signals, obs_columns=(), random_state=0) -> pd.DataFrame:
