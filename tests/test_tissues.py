@@ -57,6 +57,19 @@ def test_anndata_layers_match_the_table():
         pairs(a, obs_columns=["nope"])
 
 
+def test_anndata_with_partial_features_round_trips_through_h5ad(tmp_path):
+    import anndata as ad
+
+    feats = pd.DataFrame({"chrom": ["chr1"], "pos": [100], "ref": ["A"], "alt": ["G"], "held_out": [True],
+                          "score": [0.3]})
+    a = to_anndata(_imbalance(), assay="CTCF", signal_assays=["H3K27ac"], snv_features=feats)
+    assert str(a.obs["held_out"].dtype) == "boolean" and a.obs["held_out"].isna().sum() == 1
+    a.write_h5ad(tmp_path / "a.h5ad")
+    b = ad.read_h5ad(tmp_path / "a.h5ad")
+    np.testing.assert_array_equal(b.layers["ref_count"], a.layers["ref_count"])
+    assert bool(b.obs["held_out"].iloc[0]) and b.obs["held_out"].isna().tolist() == [False, True, False]
+
+
 def test_replicates_keep_the_deepest_and_are_ledgered():
     deeper = _imbalance().iloc[[0]].assign(hap1_count=30, ref_count=30, total=33, ratio=30 / 33)
     a = to_anndata(pd.concat([_imbalance(), deeper], ignore_index=True), assay="CTCF", replicates="deepest")

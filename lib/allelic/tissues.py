@@ -128,6 +128,9 @@ def to_anndata(imbalance: pd.DataFrame, *, assay: str, signal_assays=(), snv_fea
     if snv_features is not None:
         feats = snv_features.drop_duplicates(_SITE).drop(columns=[c for c in ("snv",) if c in snv_features])
         obs = obs.reset_index().merge(feats, on=_SITE, how="left").set_index("snv_id")
+        for c in feats.columns.difference(_SITE):        # a flag missing for some SNVs: nullable, so .h5ad keeps it
+            if obs[c].dtype == object and obs[c].dropna().map(type).eq(bool).all():
+                obs[c] = obs[c].astype("boolean")
     donors = obs["donor"].to_numpy()
     var = pd.DataFrame({
         "n_snvs": measured.sum(0),
@@ -243,6 +246,10 @@ class NestedModels:
     test_predictions: pd.DataFrame
     fits: dict
     scaling: pd.DataFrame
+
+    def odds_ratio(self, term: str, model: str = "signals + score") -> pd.Series:
+        """The ``odds_ratios`` row of one term in one model (``odds_ratio``, ``low``, ``high``, ``pvalue``)."""
+        return self.odds_ratios[(self.odds_ratios["model"] == model) & (self.odds_ratios["term"] == term)].iloc[0]
 
 
 def _design(df: pd.DataFrame, signals, score, interaction: bool, train: pd.Series, standardize: bool,
@@ -400,8 +407,7 @@ def per_tissue(data: pd.DataFrame, *, signals, score: str, groups: str | None = 
             except ValueError as e:
                 row["skipped"] = str(e)
             else:
-                o = res.odds_ratios.query("model == 'signals + score' and term == @score").iloc[0]
-                t = res.tests.iloc[0]
+                o, t = res.odds_ratio(score), res.tests.iloc[0]
                 row.update(odds_ratio=o["odds_ratio"], low=o["low"], high=o["high"], statistic=t["statistic"],
                            pvalue=t["pvalue"], pvalue_cluster=t["pvalue_cluster"])
         rows.append(row)
@@ -595,8 +601,7 @@ def compare_scores(data: pd.DataFrame, *, signals, scores, test_chroms=None, hel
         tp = res.test_predictions
         gain = auroc_difference(tp["as_call"], tp["signals"], tp["signals + score"],
                                 groups=tp[groups] if groups else None, n_boot=n_boot, random_state=random_state + k)
-        o = res.odds_ratios.query("model == 'signals + score' and term == @score").iloc[0]
-        t = res.tests.iloc[0]
+        o, t = res.odds_ratio(score), res.tests.iloc[0]
         rows.append({"score": score, "auroc_signals": gain["auroc_a"], "auroc_with_score": gain["auroc_b"],
                      "auroc_gain": gain["difference"], "gain_low": gain["ci_low"], "gain_high": gain["ci_high"],
                      "gain_pvalue": gain["pvalue"], "odds_ratio": o["odds_ratio"], "or_low": o["low"],
