@@ -1,0 +1,206 @@
+"""Background allelic dosage (BAD): copy number seen through allelic ratios, so that allele-specific tests in
+aneuploid samples (cell lines, tumours) do not mistake copy number for allele-specific activity.
+
+In a region where one haplotype has ``b`` times the copies of the other (BAD ``b``: 1 diploid, 2 e.g. 2:1 in a
+triploid region, 3/2 in 3:2, ...), a site with no allele-specific activity shows the reference allele in a fraction
+``b / (b + 1)`` or ``1 / (b + 1)`` of its reads, depending on which haplotype carries it; without phasing across the
+region either is possible, so the null is the even mixture of the two (as MIXALIME models it).
+
+* :data:`BADS` the candidate dosages (BABACHI's set); :func:`null_ratios` the two ratios of a BAD.
+* :func:`site_loglik` the log-likelihood of each site's counts under each BAD (binomial or beta-binomial mixture).
+* :func:`segment` BAD segments along each chromosome: an exact dynamic programme over blocks of consecutive sites
+  maximising the summed log-likelihood minus a penalty per segment (:class:`Segmentation`).
+* :func:`read_bad_map` reads a user's BAD map (BED-like: chrom, start, end, BAD; errors name the file and line);
+  :func:`assign` gives every site the BAD and segment of the map interval containing it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .ledger import Ledger
+
+__all__ = ["BADS", "null_ratios", "site_loglik", "Segmentation", "segment", "read_bad_map", "assign"]
+
+#: candidate background allelic dosages (BABACHI's set)
+BADS = (1.0, 4 / 3, 3 / 2, 2.0, 5 / 2, 3.0, 4.0, 5.0, 6.0)
+
+
+def null_ratios(bad) -> tuple[np.ndarray, np.ndarray]:
+    """``(1 / (b + 1), b / (b + 1))``: the two reference-allele ratios a site without allele-specific activity can
+    have under BAD ``b`` (``b >= 1``; BAD 1 gives 0.5 twice). Raises ValueError for a BAD below 1 or not finite."""
+    b = np.asarray(bad, dtype=float)
+    if not np.all(np.isfinite(b)) or np.any(b < 1):
+        raise ValueError(f"BAD must be a finite number >= 1 (got {b[~np.isfinite(b) | (b < 1)][:3].tolist()})")
+    return 1.0 / (b + 1.0), b / (b + 1.0)
+
+
+def _logpmf(k, n, p, rho):
+    from scipy.stats import betabinom, binom
+
+    if rho <= 0:
+        return binom.logpmf(k, n, p)
+    a = p * (1 - rho) / rho
+    return betabinom.logpmf(k, n, a, (1 - p) * (1 - rho) / rho)
+
+
+def site_loglik(k, n, *, bads=BADS, rho: float = 0.0) -> np.ndarray:
+    """``(n_sites, n_bads)`` log-likelihood of reference counts ``k`` of totals ``n`` under each BAD: the even
+    mixture of binomials (``rho = 0``) or beta-binomials (over-dispersion ``rho``) at :func:`null_ratios`."""
+    k = np.asarray(k, dtype=float)[:, None]
+    n = np.asarray(n, dtype=float)[:, None]
+    lo, hi = null_ratios(np.asarray(bads, dtype=float))
+    return np.logaddexp(_logpmf(k, n, lo[None, :], rho), _logpmf(k, n, hi[None, :], rho)) + np.log(0.5)
+
+
+@dataclass
+class Segmentation:
+    """Result of :func:`segment`. ``segments``: one row per segment (``chrom, start, end`` (0-based, half-open,
+    from the first to one past the last site), ``bad``, ``n_sites``, ``loglik``); ``sites``: the input sites with
+    ``bad`` and ``segment`` (row of ``segments``); ``params``: the settings."""
+
+    segments: pd.DataFrame
+    sites: pd.DataFrame
+    params: dict
+
+
+def _best_path(cum: np.ndarray, penalty: float) -> list[tuple[int, int, int]]:
+    """Exact optimal partition of ``M`` blocks given cumulative log-likelihoods ``cum`` (``(M + 1, B)``): segments
+    ``(first block, one past the last, BAD index)`` maximising the sum of segment log-likelihoods minus ``penalty``
+    per segment (O(M^2 B))."""
+    m = cum.shape[0] - 1
+    best = np.full(m + 1, -np.inf)
+    best[0] = 0.0
+    back = np.zeros((m + 1, 2), dtype=np.int64)
+    for i in range(1, m + 1):
+        seg = cum[i][None, :] - cum[:i]                          # (i, B): segments j..i-1 for every start j
+        b = seg.argmax(1)
+        score = best[:i] + seg[np.arange(i), b] - penalty
+        j = int(score.argmax())
+        best[i], back[i] = score[j], (j, b[j])
+    out, i = [], m
+    while i > 0:
+        j, b = back[i]
+        out.append((int(j), i, int(b)))
+        i = int(j)
+    return out[::-1]
+
+
+def segment(sites: pd.DataFrame, *, bads=BADS, penalty: float | None = None, rho: float = 0.0, block: int = 10,
+            ref_col: str = "ref_count", alt_col: str = "alt_count") -> Segmentation:
+    """BAD segments along each chromosome from the allelic counts of many sites (one sample, or one donor's pooled
+    samples).
+
+    Sites (``chrom``, ``pos`` and the count columns) are sorted along each chromosome and grouped into blocks of
+    ``block`` consecutive sites (a segment boundary falls between blocks); the partition of each chromosome into
+    segments, each with one BAD of ``bads``, that maximises the summed :func:`site_loglik` minus ``penalty`` per
+    segment is found exactly by dynamic programming. ``penalty`` defaults to ``2 log(n)`` for a chromosome of ``n``
+    sites, twice the BIC's price for the segment's boundary and its BAD (chosen on simulated segments: see the
+    tests). ``rho``: over-dispersion of the counts (0: binomial). Raises ValueError for missing columns or an empty
+    table."""
+    need = ["chrom", "pos", ref_col, alt_col]
+    missing = [c for c in need if c not in sites.columns]
+    if missing:
+        raise ValueError(f"sites: missing columns {missing}")
+    if sites.empty:
+        raise ValueError("sites: no rows to segment")
+    if block < 1:
+        raise ValueError(f"block must be >= 1, got {block}")
+    bads = np.asarray(bads, dtype=float)
+    t = sites.sort_values(["chrom", "pos"], kind="stable")
+    k = t[ref_col].to_numpy(dtype=float)
+    n = k + t[alt_col].to_numpy(dtype=float)
+    ll = site_loglik(k, n, bads=bads, rho=rho)
+    seg_rows, site_seg = [], np.empty(len(t), dtype=np.int64)
+    chroms = t["chrom"].astype(str).to_numpy()
+    pos = t["pos"].to_numpy()
+    starts = np.flatnonzero(np.r_[True, chroms[1:] != chroms[:-1]])
+    ends = np.r_[starts[1:], len(t)]
+    for s, e in zip(starts, ends):
+        m = e - s
+        pen = 2.0 * np.log(max(m, 2)) if penalty is None else float(penalty)
+        edges = np.r_[np.arange(0, m, block), m]                  # block boundaries in sites
+        blk = np.add.reduceat(ll[s:e], edges[:-1], axis=0)
+        cum = np.vstack([np.zeros((1, len(bads))), np.cumsum(blk, axis=0)])
+        for j, i, b in _best_path(cum, pen):
+            a, z = s + edges[j], s + edges[i]
+            site_seg[a:z] = len(seg_rows)
+            seg_rows.append({"chrom": chroms[s], "start": int(pos[a]) - 1, "end": int(pos[z - 1]),
+                             "bad": float(bads[b]), "n_sites": int(z - a), "loglik": float(ll[a:z, b].sum())})
+    segs = pd.DataFrame(seg_rows)
+    out = t.assign(bad=segs["bad"].to_numpy()[site_seg], segment=site_seg)
+    return Segmentation(segments=segs, sites=out, params={"bads": bads.tolist(), "penalty": penalty, "rho": rho,
+                                                          "block": block})
+
+
+def read_bad_map(path) -> pd.DataFrame:
+    """A BAD map: a tab-separated file of ``chrom, start, end, BAD`` (0-based half-open, as BED; a header line
+    starting with ``#`` or ``chr\\tstart`` is skipped; BABACHI's output with more columns is read by its first
+    four). Raises ValueError naming the file and line for a row with fewer than 4 fields, coordinates that are not
+    integers or with ``end <= start``, a BAD that is not a number >= 1, or intervals that overlap on a chromosome;
+    FileNotFoundError for a missing file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"BAD map {path} does not exist")
+    rows = []
+    with open(path) as fh:
+        for line_no, line in enumerate(fh, 1):
+            s = line.rstrip("\n\r")
+            if not s.strip() or s.startswith("#") or (line_no == 1 and s.lower().split("\t")[:2] == ["chrom", "start"]):
+                continue
+            f = s.split("\t")
+            if len(f) < 4:
+                raise ValueError(f"{path}, line {line_no}: {len(f)} fields; expected chrom, start, end, BAD")
+            try:
+                start, end = int(f[1]), int(f[2])
+            except ValueError:
+                raise ValueError(f"{path}, line {line_no}: start/end {f[1]!r}, {f[2]!r} are not integers") from None
+            if start < 0 or end <= start:
+                raise ValueError(f"{path}, line {line_no}: interval {start}-{end} is empty or negative")
+            try:
+                bad = float(f[3])
+            except ValueError:
+                raise ValueError(f"{path}, line {line_no}: BAD {f[3]!r} is not a number") from None
+            if not np.isfinite(bad) or bad < 1:
+                raise ValueError(f"{path}, line {line_no}: BAD {f[3]!r} must be a number >= 1")
+            rows.append((f[0], start, end, bad, line_no))
+    if not rows:
+        raise ValueError(f"{path}: no intervals")
+    t = pd.DataFrame(rows, columns=["chrom", "start", "end", "bad", "line"]).sort_values(["chrom", "start"])
+    prev_end = t.groupby("chrom")["end"].shift()
+    over = t[t["start"] < prev_end]
+    if len(over):
+        r = over.iloc[0]
+        raise ValueError(f"{path}, line {int(r['line'])}: interval {r['chrom']}:{r['start']}-{r['end']} overlaps the "
+                         f"one before it")
+    return t.drop(columns="line").reset_index(drop=True)
+
+
+def assign(sites: pd.DataFrame, bad_map: pd.DataFrame, *, ledger: Ledger | None = None,
+           source: str = "BAD map") -> pd.DataFrame:
+    """``sites`` with ``bad`` and ``segment`` (row of ``bad_map``) of the interval containing each site (``pos``
+    1-based inside ``start < pos <= end``). Sites outside every interval are removed and recorded in ``ledger``
+    (``outside_bad_map``): their dosage is unknown, and testing them against BAD 1 would be a guess."""
+    ledger = Ledger() if ledger is None else ledger
+    out = sites.copy()
+    bad = np.full(len(out), np.nan)
+    seg = np.full(len(out), -1, dtype=np.int64)
+    chrom = out["chrom"].astype(str).to_numpy()
+    pos = out["pos"].to_numpy()
+    for c, m in bad_map.reset_index(drop=True).groupby("chrom", sort=False):
+        sel = np.flatnonzero(chrom == str(c))
+        if not len(sel):
+            continue
+        starts, ends = m["start"].to_numpy(), m["end"].to_numpy()
+        i = np.searchsorted(starts, pos[sel] - 1, side="right") - 1     # last interval starting at or before pos-1
+        ok = (i >= 0) & (pos[sel] <= ends[np.clip(i, 0, None)])
+        bad[sel[ok]] = m["bad"].to_numpy()[i[ok]]
+        seg[sel[ok]] = m.index.to_numpy()[i[ok]]
+    outside = np.isnan(bad)
+    if outside.any():
+        rec = (out.loc[outside, "chrom"].astype(str) + ":" + out.loc[outside, "pos"].astype(str)).tolist()
+        ledger.extend("assign_bad", source, rec, "outside_bad_map", "no BAD interval contains the site")
+    return out.assign(bad=bad, segment=seg)[~outside]
