@@ -91,3 +91,90 @@ def test_malformed_bad_map_names_file_and_line(tmp_path, body, message):
     with pytest.raises(ValueError, match=message) as err:
         dosage.read_bad_map(p)
     assert "bad.bed" in str(err.value)
+
+
+@pytest.mark.parametrize("bad, rho", [(1.0, 0.0), (2.0, 0.0), (3.0, 0.05), (4 / 3, 0.02)])
+def test_dosage_test_against_the_mixture_summed_by_hand(bad, rho):
+    from scipy.stats import betabinom, binom
+
+    from allelic.stats import dosage_test
+
+    k, n = np.array([0, 3, 10, 17, 25, 30]), np.array([30, 30, 30, 30, 30, 30])
+    lo, hi = 1 / (bad + 1), bad / (bad + 1)
+    x = np.arange(31)
+    if rho == 0:
+        pmf = 0.5 * binom.pmf(x, 30, lo) + 0.5 * binom.pmf(x, 30, hi)
+    else:
+        pmf = sum(0.5 * betabinom.pmf(x, 30, p * (1 - rho) / rho, (1 - p) * (1 - rho) / rho) for p in (lo, hi))
+    res = dosage_test(k, n, bad, rho)
+    np.testing.assert_allclose(res["p_ref"], [pmf[x >= ki].sum() for ki in k], rtol=1e-7, atol=1e-15)
+    np.testing.assert_allclose(res["p_alt"], [pmf[x <= ki].sum() for ki in k], rtol=1e-7, atol=1e-15)
+    np.testing.assert_allclose(res["pvalue"], np.minimum(1, 2 * np.minimum(res["p_ref"], res["p_alt"])))
+    assert res["preferred"].tolist()[0] == "alt" and res["preferred"].tolist()[-1] == "ref"
+
+
+def test_dosage_explains_what_a_diploid_test_calls():
+    from allelic.stats import betabinom_test, dosage_test
+
+    # 24 of 30 reads: far from 1/2, but what BAD 3 (ratio 3/4) predicts half the time
+    assert float(betabinom_test(24, 30, 0.5, 0.0)) < 0.01
+    assert dosage_test(24, 30, 3.0)["pvalue"].iloc[0] > 0.2
+
+
+@pytest.mark.parametrize("bad, rho", [(2.0, 0.05), (1.0, 0.03), (3.0, 0.0)])
+def test_fit_dosage_rho_recovers_the_planted_value(bad, rho):
+    from allelic.stats import fit_dosage_rho
+
+    rng = np.random.default_rng(4)
+    t = _planted(rng, [(bad, 4000)], depth=(20, 80), rho=rho)
+    est = fit_dosage_rho(t["ref_count"], t["ref_count"] + t["alt_count"], bad)
+    assert est == pytest.approx(rho, abs=0.01)
+
+
+def test_dosage_aware_calls_with_a_known_bad_map(tmp_path):
+    """Null sites in a BAD-2 region and a diploid one, plus planted allele-specific sites in the diploid region:
+    the diploid test calls the copy number, the dosage-aware test with the true map does not."""
+    from allelic.stats import bh_fdr, binomial_test
+
+    rng = np.random.default_rng(6)
+    t = _planted(rng, [(1, 1500), (2, 1500)], depth=(30, 80))
+    is_as = np.zeros(len(t), bool)
+    is_as[rng.choice(1500, 60, replace=False)] = True                  # in the diploid region
+    n = (t["ref_count"] + t["alt_count"]).to_numpy()
+    t.loc[is_as, "ref_count"] = rng.binomial(n[is_as], 0.85)
+    t["alt_count"] = n - t["ref_count"]
+    t["sample"] = "S1"
+    bed = tmp_path / "bad.bed"
+    split = int(t["pos"].iloc[1500])
+    bed.write_text(f"chr1\t0\t{split - 1}\t1\nchr1\t{split - 1}\t{int(t['pos'].max()) + 1}\t2\n")
+    res = dosage.test_imbalance_with_dosage(t, bad_map=dosage.read_bad_map(bed), fdr=0.05)
+    called = res.table["as_dosage"].to_numpy()
+    truth = is_as[res.table.index]
+    fdp = (called & ~truth).sum() / max(called.sum(), 1)
+    assert fdp <= 0.1 and (called & truth).sum() >= 40                 # FDR 0.05: at most a few false calls
+    naive = bh_fdr(binomial_test(t["ref_count"], n, 0.5)) <= 0.05
+    assert (naive & ~is_as).sum() > 200                               # the diploid test calls the copy number
+    assert set(res.table.loc[called, "preferred_allele"]) == {"ref"}
+    assert res.params["bad"].tolist() == [1.0, 2.0]
+
+
+def test_simulated_aneuploid_donor(tmp_path):
+    from allelic import simulate
+
+    sim = simulate.simulate("smoke", tmp_path / "cnv", cnv_donors=("D2",), random_state=3)
+    truth, cnv = sim.truth(), pd.read_csv(tmp_path / "cnv" / "cnv.tsv", sep="\t")
+    assert (truth.loc[truth["donor"] == "D1", "bad"] == 1).all()
+    assert set(cnv["donor"]) == {"D2"} and (cnv["bad"] > 1).any()
+    # every D2 site carries the BAD of the segment holding it, and the donor's BAD map says the same
+    d2 = truth[truth["donor"] == "D2"].drop_duplicates(["chrom", "pos"])
+    mapped = dosage.assign(d2, dosage.read_bad_map(tmp_path / "cnv" / "bad_maps" / "D2.bed"))
+    assert len(mapped) == len(d2)
+    np.testing.assert_allclose(mapped["bad"], mapped["bad"].to_numpy() * 0 + d2["bad"].to_numpy(), atol=1e-5)
+    # a site in a BAD-b segment shows the dosage in its expected ratio when it has no allelic effect
+    null = truth[(truth["donor"] == "D2") & ~truth["is_as"]]
+    lo, hi = dosage.null_ratios(null["bad"].to_numpy())
+    r = null["true_ref_ratio"].to_numpy()
+    assert np.all(np.isclose(r, lo, atol=1e-5) | np.isclose(r, hi, atol=1e-5))
+    assert simulate.get_params("smoke").key() == simulate.get_params("smoke", cnv_bads=(2.0,)).key()
+    with pytest.raises(ValueError, match="cnv_donors"):
+        simulate.simulate("smoke", tmp_path / "x", cnv_donors=("D9",))

@@ -12,6 +12,8 @@ region either is possible, so the null is the even mixture of the two (as MIXALI
   maximising the summed log-likelihood minus a penalty per segment (:class:`Segmentation`).
 * :func:`read_bad_map` reads a user's BAD map (BED-like: chrom, start, end, BAD; errors name the file and line);
   :func:`assign` gives every site the BAD and segment of the map interval containing it.
+* :func:`test_imbalance_with_dosage` tests a counts table against the dosage null (BAD from a map or a
+  segmentation; over-dispersion per sample and BAD class; :func:`allelic.stats.dosage_test`; BH).
 """
 from __future__ import annotations
 
@@ -23,7 +25,8 @@ import pandas as pd
 
 from .ledger import Ledger
 
-__all__ = ["BADS", "null_ratios", "site_loglik", "Segmentation", "segment", "read_bad_map", "assign"]
+__all__ = ["BADS", "null_ratios", "site_loglik", "Segmentation", "segment", "RHO_GRID", "read_bad_map", "assign", "DosageResult",
+           "test_imbalance_with_dosage"]
 
 #: candidate background allelic dosages (BABACHI's set)
 BADS = (1.0, 4 / 3, 3 / 2, 2.0, 5 / 2, 3.0, 4.0, 5.0, 6.0)
@@ -47,13 +50,18 @@ def _logpmf(k, n, p, rho):
     return betabinom.logpmf(k, n, a, (1 - p) * (1 - rho) / rho)
 
 
-def site_loglik(k, n, *, bads=BADS, rho: float = 0.0) -> np.ndarray:
+def site_loglik(k, n, *, bads=BADS, rho: float = 0.0, outlier: float = 0.0) -> np.ndarray:
     """``(n_sites, n_bads)`` log-likelihood of reference counts ``k`` of totals ``n`` under each BAD: the even
-    mixture of binomials (``rho = 0``) or beta-binomials (over-dispersion ``rho``) at :func:`null_ratios`."""
+    mixture of binomials (``rho = 0``) or beta-binomials (over-dispersion ``rho``) at :func:`null_ratios`. With
+    ``outlier`` > 0 a site is, with that probability, drawn uniformly from ``0..n`` instead: an allele-specific
+    site then costs a segment little, so strongly imbalanced sites do not pass for copy number."""
     k = np.asarray(k, dtype=float)[:, None]
     n = np.asarray(n, dtype=float)[:, None]
     lo, hi = null_ratios(np.asarray(bads, dtype=float))
-    return np.logaddexp(_logpmf(k, n, lo[None, :], rho), _logpmf(k, n, hi[None, :], rho)) + np.log(0.5)
+    ll = np.logaddexp(_logpmf(k, n, lo[None, :], rho), _logpmf(k, n, hi[None, :], rho)) + np.log(0.5)
+    if outlier > 0:
+        ll = np.logaddexp(ll + np.log1p(-outlier), np.log(outlier) - np.log(n + 1))
+    return ll
 
 
 @dataclass
@@ -89,32 +97,14 @@ def _best_path(cum: np.ndarray, penalty: float) -> list[tuple[int, int, int]]:
     return out[::-1]
 
 
-def segment(sites: pd.DataFrame, *, bads=BADS, penalty: float | None = None, rho: float = 0.0, block: int = 10,
-            ref_col: str = "ref_count", alt_col: str = "alt_count") -> Segmentation:
-    """BAD segments along each chromosome from the allelic counts of many sites (one sample, or one donor's pooled
-    samples).
+#: over-dispersion values :func:`segment` profiles over with ``rho="auto"``
+RHO_GRID = (0.0, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16)
 
-    Sites (``chrom``, ``pos`` and the count columns) are sorted along each chromosome and grouped into blocks of
-    ``block`` consecutive sites (a segment boundary falls between blocks); the partition of each chromosome into
-    segments, each with one BAD of ``bads``, that maximises the summed :func:`site_loglik` minus ``penalty`` per
-    segment is found exactly by dynamic programming. ``penalty`` defaults to ``2 log(n)`` for a chromosome of ``n``
-    sites, twice the BIC's price for the segment's boundary and its BAD (chosen on simulated segments: see the
-    tests). ``rho``: over-dispersion of the counts (0: binomial). Raises ValueError for missing columns or an empty
-    table."""
-    need = ["chrom", "pos", ref_col, alt_col]
-    missing = [c for c in need if c not in sites.columns]
-    if missing:
-        raise ValueError(f"sites: missing columns {missing}")
-    if sites.empty:
-        raise ValueError("sites: no rows to segment")
-    if block < 1:
-        raise ValueError(f"block must be >= 1, got {block}")
-    bads = np.asarray(bads, dtype=float)
-    t = sites.sort_values(["chrom", "pos"], kind="stable")
-    k = t[ref_col].to_numpy(dtype=float)
-    n = k + t[alt_col].to_numpy(dtype=float)
-    ll = site_loglik(k, n, bads=bads, rho=rho)
-    seg_rows, site_seg = [], np.empty(len(t), dtype=np.int64)
+
+def _segment_once(t, k, n, bads, penalty, rho, block, outlier):
+    """One segmentation of sorted sites at a fixed ``rho``: (segment rows, site -> segment, penalised score)."""
+    ll = site_loglik(k, n, bads=bads, rho=rho, outlier=outlier)
+    seg_rows, site_seg, score = [], np.empty(len(t), dtype=np.int64), 0.0
     chroms = t["chrom"].astype(str).to_numpy()
     pos = t["pos"].to_numpy()
     starts = np.flatnonzero(np.r_[True, chroms[1:] != chroms[:-1]])
@@ -128,12 +118,46 @@ def segment(sites: pd.DataFrame, *, bads=BADS, penalty: float | None = None, rho
         for j, i, b in _best_path(cum, pen):
             a, z = s + edges[j], s + edges[i]
             site_seg[a:z] = len(seg_rows)
+            lik = float(ll[a:z, b].sum())
+            score += lik - pen
             seg_rows.append({"chrom": chroms[s], "start": int(pos[a]) - 1, "end": int(pos[z - 1]),
-                             "bad": float(bads[b]), "n_sites": int(z - a), "loglik": float(ll[a:z, b].sum())})
+                             "bad": float(bads[b]), "n_sites": int(z - a), "loglik": lik})
+    return seg_rows, site_seg, score
+
+
+def segment(sites: pd.DataFrame, *, bads=BADS, penalty: float | None = None, rho="auto", block: int = 10,
+            outlier: float = 0.05, ref_col: str = "ref_count", alt_col: str = "alt_count") -> Segmentation:
+    """BAD segments along each chromosome from the allelic counts of many sites (one sample, or one donor's pooled
+    samples).
+
+    Sites (``chrom``, ``pos`` and the count columns) are sorted along each chromosome and grouped into blocks of
+    ``block`` consecutive sites (a segment boundary falls between blocks); the partition of each chromosome into
+    segments, each with one BAD of ``bads``, that maximises the summed :func:`site_loglik` minus ``penalty`` per
+    segment is found exactly by dynamic programming. ``penalty`` defaults to ``2 log(n)`` for a chromosome of ``n``
+    sites, twice the BIC's price for the segment's boundary and its BAD (chosen on simulated segments: see the
+    tests). ``rho``: over-dispersion of the counts; ``"auto"`` profiles it over :data:`RHO_GRID` and keeps the value
+    with the best penalised likelihood (over-dispersed diploid counts would otherwise pass for BAD 4/3 or 3/2);
+    ``outlier``: the share of sites allowed to be allele-specific (:func:`site_loglik`; 0.05 keeps BAD 4/3 apart
+    from 1 on planted segments, 0.2 blurs them). Raises ValueError for missing columns or an empty table."""
+    need = ["chrom", "pos", ref_col, alt_col]
+    missing = [c for c in need if c not in sites.columns]
+    if missing:
+        raise ValueError(f"sites: missing columns {missing}")
+    if sites.empty:
+        raise ValueError("sites: no rows to segment")
+    if block < 1:
+        raise ValueError(f"block must be >= 1, got {block}")
+    bads = np.asarray(bads, dtype=float)
+    t = sites.sort_values(["chrom", "pos"], kind="stable")
+    k = t[ref_col].to_numpy(dtype=float)
+    n = k + t[alt_col].to_numpy(dtype=float)
+    grid = RHO_GRID if isinstance(rho, str) and rho == "auto" else (float(rho),)
+    best = max(((r, *_segment_once(t, k, n, bads, penalty, r, block, outlier)) for r in grid), key=lambda x: x[3])
+    chosen, seg_rows, site_seg, _ = best
     segs = pd.DataFrame(seg_rows)
     out = t.assign(bad=segs["bad"].to_numpy()[site_seg], segment=site_seg)
-    return Segmentation(segments=segs, sites=out, params={"bads": bads.tolist(), "penalty": penalty, "rho": rho,
-                                                          "block": block})
+    return Segmentation(segments=segs, sites=out, params={"bads": bads.tolist(), "penalty": penalty, "rho": chosen,
+                                                          "block": block, "outlier": outlier})
 
 
 def read_bad_map(path) -> pd.DataFrame:
@@ -204,3 +228,81 @@ def assign(sites: pd.DataFrame, bad_map: pd.DataFrame, *, ledger: Ledger | None 
         rec = (out.loc[outside, "chrom"].astype(str) + ":" + out.loc[outside, "pos"].astype(str)).tolist()
         ledger.extend("assign_bad", source, rec, "outside_bad_map", "no BAD interval contains the site")
     return out.assign(bad=bad, segment=seg)[~outside]
+
+
+@dataclass
+class DosageResult:
+    """Result of :func:`test_imbalance_with_dosage`. ``table``: the tested rows with ``bad``, ``segment``,
+    ``rho_dosage`` (over-dispersion of the row's group and BAD class), ``p_ref_dosage``, ``p_alt_dosage``,
+    ``p_dosage`` (two-sided), ``q_dosage`` (Benjamini-Hochberg over the table), ``as_dosage`` (``q <= fdr``) and
+    ``preferred_allele`` (``ref``/``alt``); ``params``: one row per group x BAD class (``n_sites``, ``rho``,
+    ``n_as``); ``segmentation``: the :class:`Segmentation` per ``segment_by`` group (None with a BAD map);
+    ``ledger``: rows not tested (``low_total``, ``outside_bad_map``)."""
+
+    table: pd.DataFrame
+    params: pd.DataFrame
+    segmentation: dict | None
+    ledger: Ledger
+
+
+def test_imbalance_with_dosage(table: pd.DataFrame, *, bad_map: pd.DataFrame | None = None, segment_by=("donor",),
+                               group_cols=("sample",), min_total: int = 6, fdr: float = 0.1, trim_alpha: float = 0.05,
+                               penalty: float | None = None, block: int = 10, bads=BADS,
+                               ledger: Ledger | None = None) -> DosageResult:
+    """Allelic imbalance beyond background allelic dosage, for a counts table (``chrom, pos, ref_count,
+    alt_count`` and the ``group_cols``).
+
+    1. Rows with fewer than ``min_total`` reads go to the ledger.
+    2. Every site gets a BAD: from ``bad_map`` (:func:`read_bad_map`; sites outside it are ledgered), or by
+       :func:`segment` of all rows of each ``segment_by`` group (copy number belongs to a genome: a donor or cell
+       line, its samples pooled; over-dispersion profiled).
+    3. Per ``group_cols`` group and BAD class: the over-dispersion ``rho`` under the BAD's null mixture
+       (:func:`allelic.stats.fit_dosage_rho`), refitted once without the sites whose p-value is below
+       ``trim_alpha`` (allele-specific sites would inflate it).
+    4. :func:`allelic.stats.dosage_test` p-values; Benjamini-Hochberg over the table; calls at ``fdr``."""
+    from .stats import bh_fdr, dosage_test, fit_dosage_rho
+
+    need = ["chrom", "pos", "ref_count", "alt_count", *group_cols] + ([] if bad_map is not None else list(segment_by))
+    missing = [c for c in dict.fromkeys(need) if c not in table.columns]
+    if missing:
+        raise ValueError(f"counts table: missing columns {missing}")
+    ledger = Ledger() if ledger is None else ledger
+    t = table.copy()
+    t["total"] = t["ref_count"] + t["alt_count"]
+    low = t["total"] < min_total
+    ledger.extend("test_imbalance_with_dosage", "counts table",
+                  (t.loc[low, "chrom"].astype(str) + ":" + t.loc[low, "pos"].astype(str)).tolist(), "low_total",
+                  f"ref+alt < min_total={min_total}")
+    t = t[~low]
+    segs = None
+    if bad_map is not None:
+        t = assign(t, bad_map, ledger=ledger)
+    else:
+        segs, parts = {}, []
+        for key, g in t.groupby(list(segment_by), sort=True):
+            final = segment(g, bads=bads, penalty=penalty, block=block)
+            segs[key if len(segment_by) > 1 else key[0]] = final
+            parts.append(final.sites)
+        t = pd.concat(parts).sort_index()
+    t["rho_dosage"] = np.nan
+    rows = []
+    for key, g in t.groupby([*group_cols, "bad"], sort=True):
+        k, n, b = g["ref_count"].to_numpy(), g["total"].to_numpy(), float(g["bad"].iloc[0])
+        rho = fit_dosage_rho(k, n, b)
+        keep = dosage_test(k, n, b, rho)["pvalue"].to_numpy() >= trim_alpha
+        if keep.sum() >= 10 and not keep.all():
+            rho = fit_dosage_rho(k[keep], n[keep], b)
+        t.loc[g.index, "rho_dosage"] = rho
+        rows.append({**dict(zip([*group_cols, "bad"], key)), "n_sites": len(g), "rho": rho})
+    res = dosage_test(t["ref_count"].to_numpy(), t["total"].to_numpy(), t["bad"].to_numpy(),
+                      t["rho_dosage"].to_numpy())
+    t["p_ref_dosage"] = res["p_ref"].to_numpy()
+    t["p_alt_dosage"] = res["p_alt"].to_numpy()
+    t["p_dosage"] = res["pvalue"].to_numpy()
+    t["q_dosage"] = bh_fdr(t["p_dosage"].to_numpy())
+    t["as_dosage"] = t["q_dosage"] <= fdr
+    t["preferred_allele"] = np.where(t["as_dosage"], res["preferred"].to_numpy(), "")
+    params = pd.DataFrame(rows)
+    n_as = t.groupby([*group_cols, "bad"], sort=True)["as_dosage"].sum().to_numpy()
+    params["n_as"] = n_as
+    return DosageResult(table=t, params=params, segmentation=segs, ledger=ledger)

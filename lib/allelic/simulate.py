@@ -15,7 +15,9 @@ file                            content
 ``elements.tsv``                regulatory elements: id, type (ctcf, promoter, enhancer), chrom, start, end
 ``motif_instances.tsv``         planted motifs: element, JASPAR id, name, chrom, start, end, strand
 ``truth.tsv.gz``                one row per het SNV x sample measured: the true allelic ratios, AS or not,
-                                whether the SNV disrupts a planted motif, and the motif score change
+                                whether the SNV disrupts a planted motif, the motif score change, the BAD
+``cnv.tsv``                     copy-number segments of the aneuploid donors (``cnv_donors``): BAD and the
+                                amplified haplotype; ``bad_maps/<donor>.bed`` the same as BAD maps
 ``manifest.json``               parameters, their hash and the file list (the cache key)
 ==============================  ==========================================================================
 
@@ -30,6 +32,10 @@ The ground-truth model (documented in the book's chapter 01):
   tissue-specific differential effects. Every het SNV inside the assay's region of the element inherits ``r1``
   (histone marks and RNA spread the haplotype's activity along the region), so ``is_as`` is ``r1 != 0.5`` and
   ``causal`` marks the SNVs inside a motif.
+* Copy number (``cnv_donors`` only): in a segment where haplotype 1 has ``b`` times the copies of haplotype 2, its
+  share of the reads is ``b r1 / (b r1 + 1 - r1)`` (and symmetrically); ``is_as`` still means ``r1 != 0.5``, an
+  allelic effect beyond what the dosage explains, while ``true_ref_ratio`` and ``expected_ref_ratio`` include the
+  dosage.
 * Observed reads: ``n ~ NegBin(depth * level[e, t] * depth_scale)``, reference reads ~ BetaBinom(n, q, rho_sample)
   with ``q = r_ref (1 + ref_bias) / (r_ref (1 + ref_bias) + 1 - r_ref)`` (reference mapping bias). Extra
   low-MAPQ reads carry the reference allele, duplicates are flagged, bases carry sequencing errors and qualities.
@@ -106,14 +112,24 @@ class SimParams:
     low_qual_rate: float = 0.02
     low_mapq_rate: float = 0.03
     dup_rate: float = 0.05
+    #: aneuploid "cell line" donors: each chromosome is cut into ``cnv_segments`` segments at uniform breakpoints; a
+    #: segment stays diploid with probability ``p_cnv_diploid``, else one haplotype (at random) carries ``b`` times
+    #: the copies of the other, ``b`` drawn from ``cnv_bads`` (the background allelic dosage, BAD)
+    cnv_donors: tuple = ()
+    cnv_bads: tuple = (4 / 3, 3 / 2, 2.0, 3.0)
+    cnv_segments: int = 4
+    p_cnv_diploid: float = 0.25
     random_state: int = 0
 
     def key(self) -> str:
-        blob = json.dumps(dataclasses.asdict(self), sort_keys=True, default=list)
+        d = dataclasses.asdict(self)
+        if not self.cnv_donors:                   # a diploid data set's key does not depend on the copy-number settings
+            d = {k: v for k, v in d.items() if not k.startswith(("cnv_", "p_cnv"))}
+        blob = json.dumps(d, sort_keys=True, default=list)
         return hashlib.sha256(f"{_FORMAT_VERSION}:{blob}".encode()).hexdigest()[:12]
 
 
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2  # 2: truth.tsv.gz has the BAD of each site; cnv.tsv and bad_maps/ written
 #: element mix of the default and full presets: CTCF regions (+-100 bp) hold few SNVs, so CTCF sites are the majority,
 #: which gives every assay about as many SNV x assay examples (chapter 03) as CTCF has
 _DENSE_ELEMENTS = {"ctcf": 0.62, "promoter": 0.155, "enhancer": 0.225}
@@ -344,6 +360,44 @@ class _Simulator:
                             _site_score(ref_site, lo[r.motif_id], r.strand), _site_score(alt_site, lo[r.motif_id], r.strand)))
         self.causal = pd.DataFrame(rec, columns=["chrom", "pos0", "element_id", "motif", "ref_score", "alt_score"])
 
+    def copy_number(self):
+        """Copy-number segments of the ``cnv_donors`` (their own random stream, so the diploid draws are unchanged):
+        ``self.cnv[donor][chrom] = (segment starts, BADs, amplified haplotype)``; ``cnv.tsv`` and one BAD map per
+        donor (``bad_maps/<donor>.bed``, the format :func:`allelic.dosage.read_bad_map` reads) record them."""
+        p = self.p
+        unknown = sorted(set(p.cnv_donors) - set(p.donors))
+        if unknown:
+            raise ValueError(f"cnv_donors {unknown} are not among the donors {list(p.donors)}")
+        rng = np.random.default_rng([p.random_state, 1])
+        self.cnv, rows = {}, []
+        for donor in p.cnv_donors:
+            self.cnv[donor] = {}
+            for c in self.chroms:
+                cuts = np.sort(rng.choice(np.arange(1, p.chrom_length), size=p.cnv_segments - 1, replace=False))
+                starts = np.r_[0, cuts]
+                ends = np.r_[cuts, p.chrom_length]
+                diploid = rng.random(p.cnv_segments) < p.p_cnv_diploid
+                bads = np.where(diploid, 1.0, rng.choice(np.asarray(p.cnv_bads, float), size=p.cnv_segments))
+                amp = rng.integers(0, 2, size=p.cnv_segments)
+                self.cnv[donor][c] = (starts, bads, amp)
+                rows += [(donor, c, int(a), int(b), float(bd), int(h) + 1) for a, b, bd, h in zip(starts, ends, bads, amp)]
+        cnv = pd.DataFrame(rows, columns=["donor", "chrom", "start", "end", "bad", "amplified_haplotype"])
+        cnv.round({"bad": 6}).to_csv(self.out / "cnv.tsv", sep="\t", index=False)
+        if len(cnv):
+            (self.out / "bad_maps").mkdir()
+            for donor, t in cnv.groupby("donor"):
+                t[["chrom", "start", "end", "bad"]].round({"bad": 6}).to_csv(
+                    self.out / "bad_maps" / f"{donor}.bed", sep="\t", index=False, header=["#chrom", "start", "end", "BAD"])
+
+    def _dosage(self, donor: str, chrom: str, pos0: int) -> tuple[float, int]:
+        """(BAD, amplified haplotype) of a site of ``donor``; (1, 0) in a diploid donor."""
+        seg = self.cnv.get(donor)
+        if seg is None:
+            return 1.0, 0
+        starts, bads, amp = seg[chrom]
+        i = int(np.searchsorted(starts, pos0, side="right")) - 1
+        return float(bads[i]), int(amp[i])
+
     def tissues(self):
         p, rng = self.p, self.rng
         ne, nt = len(self.els), len(p.tissues)
@@ -412,7 +466,11 @@ class _Simulator:
                 for k in sel:
                     pos0, ref, alt = v_pos0[k], v_ref[k], v_alt[k]
                     hap_ref = 0 if gt[k, d, 0] == 0 else 1  # haplotype carrying the reference allele
-                    r_ref = r1 if hap_ref == 0 else 1 - r1
+                    bad, amp = self._dosage(donor, c, pos0)
+                    c1 = bad if amp == 0 else 1.0          # copies of haplotype 1 relative to haplotype 2
+                    c2 = 1.0 if amp == 0 else bad
+                    r1_reads = c1 * r1 / (c1 * r1 + c2 * (1 - r1))  # haplotype 1's share of the reads
+                    r_ref = r1_reads if hap_ref == 0 else 1 - r1_reads
                     q = r_ref * (1 + p.ref_bias) / (r_ref * (1 + p.ref_bias) + 1 - r_ref)
                     n = int(rng.negative_binomial(p.depth_dispersion, p.depth_dispersion / (p.depth_dispersion + mean)))
                     k_ref = int(_betabinom_draw(rng, n, q, rho))
@@ -423,7 +481,7 @@ class _Simulator:
                                   ref if gt[k, d, 0] == 0 else alt, ref if gt[k, d, 1] == 0 else alt,
                                   r1, r_ref, q, mean, abs(r1 - 0.5) > 1e-12, cz is not None,
                                   None if cz is None else cz[0], np.nan if cz is None else cz[1],
-                                  np.nan if cz is None else cz[2], dl, self.gate[ei, t]))
+                                  np.nan if cz is None else cz[2], dl, self.gate[ei, t], bad))
             bam = self.out / "bam" / f"{sample}.bam"
             self._write_bam(bam, sample, donor, reads)
             bed = self.out / "peaks" / f"{sample}.bed"
@@ -434,7 +492,7 @@ class _Simulator:
             self.out / "samples.tsv", sep="\t", index=False)
         cols = ["chrom", "pos", "ref", "alt", "donor", "tissue", "assay", "sample", "element_id", "element_type",
                 "hap1_allele", "hap2_allele", "true_hap1_ratio", "true_ref_ratio", "expected_ref_ratio", "expected_depth",
-                "is_as", "causal", "motif", "motif_ref_score", "motif_alt_score", "element_delta", "tissue_gate"]
+                "is_as", "causal", "motif", "motif_ref_score", "motif_alt_score", "element_delta", "tissue_gate", "bad"]
         tr = pd.DataFrame(truth, columns=cols)
         with open(self.out / "truth.tsv.gz", "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz:
             gz.write(tr.round(6).to_csv(sep="\t", index=False).encode())  # mtime=0: identical bytes for identical parameters
@@ -524,6 +582,7 @@ class _Simulator:
         self.elements()
         self.variants()
         self.haplotypes()
+        self.copy_number()
         self.motif_effects()
         self.tissues()
         self.write_reference()
