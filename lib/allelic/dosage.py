@@ -41,26 +41,43 @@ def null_ratios(bad) -> tuple[np.ndarray, np.ndarray]:
     return 1.0 / (b + 1.0), b / (b + 1.0)
 
 
-def _logpmf(k, n, p, rho):
+def _logpmf(k, n, p, rho, min_count: int = 0):
+    """log pmf of a binomial (``rho = 0``) or beta-binomial at mean ``p``; with ``min_count`` > 0, conditional on
+    both alleles having at least ``min_count`` reads (``min_count <= k <= n - min_count``), as in tables that keep
+    only such sites."""
     from scipy.stats import betabinom, binom
 
-    if rho <= 0:
-        return binom.logpmf(k, n, p)
-    a = p * (1 - rho) / rho
-    return betabinom.logpmf(k, n, a, (1 - p) * (1 - rho) / rho)
+    def dist(nn, pp):
+        if rho <= 0:
+            return binom(nn, pp)
+        return betabinom(nn, pp * (1 - rho) / rho, (1 - pp) * (1 - rho) / rho)
+
+    k, n, p = np.broadcast_arrays(np.asarray(k, float), np.asarray(n, float), np.asarray(p, float))
+    out = dist(n, p).logpmf(k)
+    if min_count > 0:
+        # the kept mass P(min_count <= X <= n - min_count), once per distinct (n, p): summed pmf over its support
+        pairs, inv = np.unique(np.stack([n.ravel(), p.ravel()], 1), axis=0, return_inverse=True)
+        kept = np.array([dist(nn, pp).pmf(np.arange(min_count, int(nn) - min_count + 1)).sum() for nn, pp in pairs])
+        out = out - np.log(np.clip(kept[inv.ravel()].reshape(out.shape), 1e-300, None))
+    return out
 
 
-def site_loglik(k, n, *, bads=BADS, rho: float = 0.0, outlier: float = 0.0) -> np.ndarray:
+def site_loglik(k, n, *, bads=BADS, rho: float = 0.0, outlier: float = 0.0, min_count: int = 0) -> np.ndarray:
     """``(n_sites, n_bads)`` log-likelihood of reference counts ``k`` of totals ``n`` under each BAD: the even
     mixture of binomials (``rho = 0``) or beta-binomials (over-dispersion ``rho``) at :func:`null_ratios`. With
-    ``outlier`` > 0 a site is, with that probability, drawn uniformly from ``0..n`` instead: an allele-specific
-    site then costs a segment little, so strongly imbalanced sites do not pass for copy number."""
+    ``outlier`` > 0 a site is, with that probability, drawn uniformly from the possible counts instead: an
+    allele-specific site then costs a segment little, so strongly imbalanced sites do not pass for copy number.
+    ``min_count``: the counts were kept only when both alleles have at least that many reads (HEK293's VCFs: 5);
+    each component is then conditioned on it (ignoring the truncation makes balanced ratios look likelier, and
+    the BAD lower)."""
     k = np.asarray(k, dtype=float)[:, None]
     n = np.asarray(n, dtype=float)[:, None]
     lo, hi = null_ratios(np.asarray(bads, dtype=float))
-    ll = np.logaddexp(_logpmf(k, n, lo[None, :], rho), _logpmf(k, n, hi[None, :], rho)) + np.log(0.5)
+    ll = np.logaddexp(_logpmf(k, n, lo[None, :], rho, min_count),
+                      _logpmf(k, n, hi[None, :], rho, min_count)) + np.log(0.5)
     if outlier > 0:
-        ll = np.logaddexp(ll + np.log1p(-outlier), np.log(outlier) - np.log(n + 1))
+        n_possible = np.maximum(n + 1 - 2 * min_count, 1)
+        ll = np.logaddexp(ll + np.log1p(-outlier), np.log(outlier) - np.log(n_possible))
     return ll
 
 
@@ -101,9 +118,9 @@ def _best_path(cum: np.ndarray, penalty: float) -> list[tuple[int, int, int]]:
 RHO_GRID = (0.0, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16)
 
 
-def _segment_once(t, k, n, bads, penalty, rho, block, outlier):
+def _segment_once(t, k, n, bads, penalty, rho, block, outlier, min_count):
     """One segmentation of sorted sites at a fixed ``rho``: (segment rows, site -> segment, penalised score)."""
-    ll = site_loglik(k, n, bads=bads, rho=rho, outlier=outlier)
+    ll = site_loglik(k, n, bads=bads, rho=rho, outlier=outlier, min_count=min_count)
     seg_rows, site_seg, score = [], np.empty(len(t), dtype=np.int64), 0.0
     chroms = t["chrom"].astype(str).to_numpy()
     pos = t["pos"].to_numpy()
@@ -126,7 +143,8 @@ def _segment_once(t, k, n, bads, penalty, rho, block, outlier):
 
 
 def segment(sites: pd.DataFrame, *, bads=BADS, penalty: float | None = None, rho="auto", block: int = 10,
-            outlier: float = 0.05, ref_col: str = "ref_count", alt_col: str = "alt_count") -> Segmentation:
+            outlier: float = 0.05, min_count: int = 0, ref_col: str = "ref_count",
+            alt_col: str = "alt_count") -> Segmentation:
     """BAD segments along each chromosome from the allelic counts of many sites (one sample, or one donor's pooled
     samples).
 
@@ -138,7 +156,8 @@ def segment(sites: pd.DataFrame, *, bads=BADS, penalty: float | None = None, rho
     tests). ``rho``: over-dispersion of the counts; ``"auto"`` profiles it over :data:`RHO_GRID` and keeps the value
     with the best penalised likelihood (over-dispersed diploid counts would otherwise pass for BAD 4/3 or 3/2);
     ``outlier``: the share of sites allowed to be allele-specific (:func:`site_loglik`; 0.05 keeps BAD 4/3 apart
-    from 1 on planted segments, 0.2 blurs them). Raises ValueError for missing columns or an empty table."""
+    from 1 on planted segments, 0.2 blurs them); ``min_count``: the table keeps only sites whose alleles both have
+    at least this many reads (:func:`site_loglik`). Raises ValueError for missing columns or an empty table."""
     need = ["chrom", "pos", ref_col, alt_col]
     missing = [c for c in need if c not in sites.columns]
     if missing:
@@ -152,12 +171,14 @@ def segment(sites: pd.DataFrame, *, bads=BADS, penalty: float | None = None, rho
     k = t[ref_col].to_numpy(dtype=float)
     n = k + t[alt_col].to_numpy(dtype=float)
     grid = RHO_GRID if isinstance(rho, str) and rho == "auto" else (float(rho),)
-    best = max(((r, *_segment_once(t, k, n, bads, penalty, r, block, outlier)) for r in grid), key=lambda x: x[3])
+    best = max(((r, *_segment_once(t, k, n, bads, penalty, r, block, outlier, min_count)) for r in grid),
+               key=lambda x: x[3])
     chosen, seg_rows, site_seg, _ = best
     segs = pd.DataFrame(seg_rows)
     out = t.assign(bad=segs["bad"].to_numpy()[site_seg], segment=site_seg)
     return Segmentation(segments=segs, sites=out, params={"bads": bads.tolist(), "penalty": penalty, "rho": chosen,
-                                                          "block": block, "outlier": outlier})
+                                                          "block": block, "outlier": outlier,
+                                                          "min_count": min_count})
 
 
 def read_bad_map(path) -> pd.DataFrame:
