@@ -178,3 +178,19 @@ def test_simulated_aneuploid_donor(tmp_path):
     assert simulate.get_params("smoke").key() == simulate.get_params("smoke", cnv_bads=(2.0,)).key()
     with pytest.raises(ValueError, match="cnv_donors"):
         simulate.simulate("smoke", tmp_path / "x", cnv_donors=("D9",))
+
+
+def test_truncated_likelihood_and_segmentation():
+    from scipy.stats import binom
+
+    # by hand: the mixture of the two components, each conditioned on 5 <= k <= n - 5
+    x = np.arange(5, 26)
+    mass = [binom.pmf(x, 30, p).sum() for p in (1 / 3, 2 / 3)]
+    hand = np.log(0.5 * binom.pmf(12, 30, 1 / 3) / mass[0] + 0.5 * binom.pmf(12, 30, 2 / 3) / mass[1])
+    assert dosage.site_loglik([12], [30], bads=[2.0], min_count=5)[0, 0] == pytest.approx(hand)
+    # planted BAD 3 and 4 segments seen only through sites with both alleles >= 5 reads (as the HEK293 VCFs keep)
+    rng = np.random.default_rng(8)
+    t = _planted(rng, [(1, 800), (3, 800), (4, 800)], depth=(15, 40))
+    t = t[(t["ref_count"] >= 5) & (t["alt_count"] >= 5)]
+    acc = {m: np.isclose(dosage.segment(t, rho=0.0, min_count=m).sites["bad"], t["true_bad"]).mean() for m in (0, 5)}
+    assert acc[5] > 0.9 and acc[5] > acc[0] + 0.1
