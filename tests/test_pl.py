@@ -69,3 +69,20 @@ def test_tissue_heatmap_shows_the_fraction_as_per_score_quintile():
     mesh = [c for ax in fig.axes for c in ax.collections if hasattr(c, "get_array") and c.get_array() is not None
             and np.size(c.get_array()) == 15]
     np.testing.assert_allclose(np.sort(np.asarray(mesh[0].get_array()).ravel()), np.sort(hand.ravel()))
+
+
+def test_bad_segments_draws_each_segments_expected_ratios():
+    from allelic.dosage import Segmentation
+
+    segs = pd.DataFrame({"chrom": ["chr1", "chr2"], "start": [0, 0], "end": [1000, 500], "bad": [2.0, 1.0],
+                         "n_sites": [3, 2], "loglik": [0.0, 0.0]})
+    sites = pd.DataFrame({"chrom": ["chr1"] * 3 + ["chr2"] * 2, "pos": [10, 500, 900, 20, 400],
+                          "ref_count": [10, 5, 20, 7, 8], "alt_count": [5, 10, 10, 7, 8], "bad": [2, 2, 2, 1, 1]})
+    fig = pl.bad_segments(Segmentation(segs, sites, {}))
+    ax = fig.axes[0]
+    lines = {(round(min(l.get_xdata()), 1), round(l.get_ydata()[0], 4)) for l in ax.get_lines()
+             if len(l.get_xdata()) == 2 and l.get_xdata()[0] != l.get_xdata()[1]}
+    # chr1 (BAD 2) at 1/3 and 2/3 from x = 0; chr2 (BAD 1) at 1/2 from x = 1000 (after chr1's 1000 bp)
+    assert lines == {(0.0, 0.3333), (0.0, 0.6667), (1000.0, 0.5)}
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["BAD 1", "BAD 2"]
+    assert pl.bad_label(4 / 3) == "4/3" and pl.bad_label(2.0) == "2"

@@ -295,3 +295,53 @@ def tissue_embedding(profiles, *, axes=None):
     else:
         axes[2].set_axis_off()
     return fig
+
+
+def bad_segments(segmentation, *, max_points: int = 40_000, ax=None, random_state=0):
+    """Background allelic dosage along the genome (:func:`allelic.dosage.segment`): each site's reference-allele
+    fraction (grey dots; at most ``max_points``, drawn at random) with every segment's two expected fractions
+    ``1 / (b + 1)`` and ``b / (b + 1)`` (coloured by BAD), chromosomes side by side in order."""
+    import matplotlib.pyplot as plt
+
+    from .datasets import chrom_sort_key
+    from .dosage import null_ratios
+
+    sites, segs = segmentation.sites, segmentation.segments
+    fig, ax = _ax(ax, (14, 3.6))
+    chroms = sorted(segs["chrom"].unique(), key=chrom_sort_key)
+    offset, ticks, start = {}, [], 0.0
+    for c in chroms:
+        length = float(max(sites.loc[sites["chrom"] == c, "pos"].max(), segs.loc[segs["chrom"] == c, "end"].max()))
+        offset[c] = start
+        ticks.append(start + length / 2)
+        start += length
+        ax.axvline(start, color="0.85", lw=0.6)
+    s = sites.sample(n=min(max_points, len(sites)), random_state=random_state)
+    x = s["pos"].to_numpy() + s["chrom"].map(offset).to_numpy()
+    ratio = s["ref_count"] / (s["ref_count"] + s["alt_count"])
+    ax.scatter(x, ratio, s=2, color="0.6", alpha=0.35, linewidths=0, rasterized=True)
+    bads = sorted(segs["bad"].unique())
+    cmap = plt.get_cmap("viridis", max(len(bads), 2))
+    color = {b: cmap(i) for i, b in enumerate(bads)}
+    for r in segs.itertuples():
+        lo, hi = null_ratios(r.bad)
+        x0, x1 = offset[r.chrom] + r.start, offset[r.chrom] + r.end
+        for y in (float(lo), float(hi)):
+            ax.plot([x0, x1], [y, y], color=color[r.bad], lw=2.2, solid_capstyle="butt")
+    for b in bads:
+        ax.plot([], [], color=color[b], lw=2.2, label=f"BAD {bad_label(b)}")
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([c.removeprefix("chr") for c in chroms], fontsize=7)
+    ax.set_xlim(0, start)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("reference-allele fraction")
+    ax.legend(frameon=False, fontsize=8, ncol=len(bads), loc="upper center", bbox_to_anchor=(0.5, 1.16))
+    return fig
+
+
+def bad_label(b: float) -> str:
+    """A BAD as a short fraction: 1, 4/3, 3/2, 2, 5/2, ..."""
+    from fractions import Fraction
+
+    f = Fraction(b).limit_denominator(6)
+    return str(f.numerator) if f.denominator == 1 else f"{f.numerator}/{f.denominator}"
