@@ -25,8 +25,8 @@ import pandas as pd
 
 from .ledger import Ledger
 
-__all__ = ["BADS", "null_ratios", "site_loglik", "Segmentation", "segment", "RHO_GRID", "read_bad_map", "assign", "DosageResult",
-           "test_imbalance_with_dosage"]
+__all__ = ["BADS", "null_ratios", "site_loglik", "Segmentation", "segment", "RHO_GRID", "read_bad_map", "assign",
+           "DosageResult", "test_imbalance_with_dosage"]
 
 #: candidate background allelic dosages (BABACHI's set)
 BADS = (1.0, 4 / 3, 3 / 2, 2.0, 5 / 2, 3.0, 4.0, 5.0, 6.0)

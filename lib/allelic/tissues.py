@@ -36,7 +36,8 @@ import pandas as pd
 from .ledger import Ledger
 
 __all__ = ["COUNT_LAYERS", "to_anndata", "snv_features", "pairs", "informative_signals", "NestedModels", "lrt",
-           "nested_logit", "per_tissue", "null_calibration", "discordant_pairs", "sample_profiles", "embed", "neighbour_agreement",
+           "nested_logit", "per_tissue", "null_calibration", "discordant_pairs", "sample_profiles", "embed",
+           "neighbour_agreement",
            "score_quantiles", "score_bins", "compare_scores", "TissueAnalysis", "analyse", "write"]
 
 #: layers of :func:`to_anndata` taken from the imbalance table as they are (column -> layer); the AS call and its
@@ -299,8 +300,9 @@ def nested_logit(data: pd.DataFrame, *, signals, score: str | None, response: st
     its effect, so with ``groups`` (a column, e.g. ``snv`` or ``leak_group``) the same added terms also get a
     cluster-robust (sandwich) Wald test, and the odds-ratio intervals are cluster-robust; the coefficients are the
     same maximum-likelihood estimates. The sandwich needs many clusters (hundreds); with a few dozen it is too
-    liberal as well (:func:`null_calibration` measures both tests on the data at hand). With ``standardize`` each predictor is centred and scaled by its training-row
-    mean and sd, so odds ratios are per standard deviation (interactions: products of the standardised terms).
+    liberal as well (:func:`null_calibration` measures both tests on the data at hand). With ``standardize`` each
+    predictor is centred and scaled by its training-row mean and sd, so odds ratios are per standard deviation
+    (interactions: products of the standardised terms).
     ``log1p_signals=False`` takes the signal columns as they are (e.g. the differences of :func:`discordant_pairs`);
     ``score_main=False`` leaves out the score's main effect (it cancels in within-SNV differences), so the models
     are ``signals`` and ``signals + interaction``.
