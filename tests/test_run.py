@@ -105,3 +105,24 @@ def test_pretraining_inputs_enter_the_cache_key(tmp_path, monkeypatch):
     (tok / "tokenizer.json").write_text("{}")
     monkeypatch.setenv("ALLELIC_TOKENIZER_DIR", str(tok))
     assert run.cache_key(nb, {}) != with_file
+
+
+def test_every_parameters_cell_is_understood_by_papermill():
+    """papermill reads a notebook's parameters cell line by line; a line it cannot parse (a comment with ``>=``,
+    for one) is left out of its parameter list with only a warning. Every assignment must come through, and the
+    profiles may only set parameters the notebook declares."""
+    import ast
+
+    import papermill as pm
+
+    profiles = config.load_profiles()
+    for nb_path in sorted((config.repo_root() / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        nb = nbformat.read(nb_path, as_version=4)
+        cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+        declared = [t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)
+                    for t in node.targets if isinstance(t, ast.Name)]
+        inspected = pm.inspect_notebook(str(nb_path))
+        assert list(inspected) == declared, nb_path.name
+        for name, prof in profiles.items():
+            keys = set(prof.get("common", {})) | set(prof.get(nb_path.name[:2], {}))
+            assert keys <= set(declared), f"{nb_path.name}: profile {name} sets {sorted(keys - set(declared))}"
