@@ -4,12 +4,17 @@ BABACHI (PyPI `babachi`, the ADASTRA/MIXALIME authors' BAD segmenter) pins an ol
 virtual environment, never the book's:
 
     python3 -m venv /tmp/venv_mix && /tmp/venv_mix/bin/pip install babachi mixalime "pandas<2" "numpy<2"
-    .venv/bin/python benchmarks/bench_dosage.py --hek293 ../shared/data/hek293_ctcf --babachi /tmp/venv_mix/bin/babachi
+    /tmp/venv_mix/bin/pip install click          # mixalime 2.29.4 imports it without declaring it
+    .venv/bin/python benchmarks/bench_dosage.py --hek293 ../shared/data/hek293_ctcf --babachi /tmp/venv_mix/bin/babachi \
+        --mixalime /tmp/venv_mix/bin/mixalime
 
 Both segment the pooled sites of the ten VCFs (63,969 records; each record a separate event, as BABACHI's
 ``--snp-strategy SEP``) over the same candidate BADs; the VCFs keep only sites with both alleles >= 5 reads, which
 both are told (ours: ``min_count=5``; BABACHI's default allele threshold is 5). Prints the share of sites per BAD for
-each, the site-level agreement, and the wall times (the ratio is the comparison; BABACHI runs with 2 jobs)."""
+each, the site-level agreement, and the wall times (the ratio is the comparison; BABACHI runs with 2 jobs). With
+``--mixalime``: MIXALIME (negative-binomial model, BABACHI's map, p-values combined over the VCFs, FDR 0.05) against
+chapter 02's calls (the diploid beta-binomial test per VCF, and ``dosage.test_imbalance_with_dosage`` with our
+segmentation), SNV by SNV: how many of our called SNVs MIXALIME also calls, and whether the preferred allele agrees."""
 from __future__ import annotations
 
 import argparse
@@ -22,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from allelic import dosage
+from allelic import dosage, stats
 from allelic.counts import read_vcf_ad
 
 STATES = "1,4/3,3/2,2,5/2,3,4,5,6"
@@ -44,10 +49,41 @@ def merged_vcf(vcfs, out: Path) -> None:
         fh.writelines("\t".join(r[:10]) + "\n" for r in recs)
 
 
+def mixalime_calls(exe: str, vcf_dir: Path, badmap: pd.DataFrame, work: Path, fdr: float = 0.05) -> pd.DataFrame:
+    """MIXALIME's create / fit NB / test / combine / export on the VCFs with a BAD map; the SNVs it calls."""
+    bed = work / "badmap.tsv"
+    badmap.rename(columns={"chrom": "chr"})[["chr", "start", "end", "bad"]].to_csv(bed, sep="\t", index=False)
+    for cmd in (["create", "hek", f"m:{vcf_dir}/*.vcf.gz", "--bad-maps", str(bed), "--no-snp-bad-check"],
+                ["fit", "hek", "NB"], ["test", "hek"], ["combine", "hek"], ["export", "all", "hek", str(work / "out")]):
+        subprocess.run([exe, *cmd], check=True, capture_output=True, cwd=work)
+    p = pd.read_csv(work / "out" / "pvalues" / "pvals.tsv", sep="\t").rename(columns={"#chr": "chrom", "end": "pos"})
+    return p[p["fdr_comb_pval"] <= fdr]
+
+
+def compare_calls(vcfs, mixalime: pd.DataFrame, fdr: float = 0.05) -> pd.DataFrame:
+    """Chapter 02's two HEK293 call sets against MIXALIME's, SNV by SNV."""
+    tables = [read_vcf_ad(v).table for v in vcfs]
+    diploid = pd.concat([stats.test_imbalance(t, group_cols=("sample",), min_total=6, null="trimmed", fdr=fdr,
+                                              random_state=0).table for t in tables])
+    diploid["preferred_allele"] = np.where(diploid["ratio"] > 0.5, "ref", "alt")
+    aware = dosage.test_imbalance_with_dosage(pd.concat(tables).assign(line="HEK293"), segment_by=("line",),
+                                              group_cols=("sample",), min_total=6, fdr=fdr, min_count=5).table
+    theirs = dict(zip(zip(mixalime["chrom"], mixalime["pos"]), mixalime["pref_allele"]))
+    rows = []
+    for name, t, col in (("diploid beta-binomial", diploid, "as_betabinom"), ("dosage-aware", aware, "as_dosage")):
+        snvs = t[t[col].astype(bool)].drop_duplicates(["chrom", "pos"])
+        both = [(c, p) in theirs for c, p in zip(snvs["chrom"], snvs["pos"])]
+        same = [theirs.get((c, p)) == a for c, p, a in zip(snvs["chrom"], snvs["pos"], snvs["preferred_allele"])]
+        rows.append({"calls": name, "snvs": len(snvs), "also_mixalime": int(np.sum(both)),
+                     "same_allele": int(np.sum(same))})
+    return pd.DataFrame(rows)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--hek293", required=True, help="folder of the HEK293 VCFs")
     ap.add_argument("--babachi", required=True, help="the babachi executable of its own virtual environment")
+    ap.add_argument("--mixalime", help="the mixalime executable of the same environment (optional)")
     a = ap.parse_args(argv)
     vcfs = sorted(Path(a.hek293).glob("*.vcf.gz"))
     sites = pd.concat([read_vcf_ad(v).table for v in vcfs], ignore_index=True)
@@ -72,6 +108,13 @@ def main(argv=None) -> int:
           f"both BAD 1 or both > 1: {np.mean((both['bad'].to_numpy() > 1) == (theirs['bad'].to_numpy() > 1)):.3f}")
     print(f"segments: ours {len(ours.segments)} (rho {ours.params['rho']}), BABACHI {len(bab)}")
     print(f"wall time: ours {t_ours:.1f} s, BABACHI {t_bab:.1f} s (ratio {t_ours / t_bab:.2f})")
+    if a.mixalime:
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            theirs_calls = mixalime_calls(a.mixalime, Path(a.hek293).resolve(),
+                                          bab[["chrom", "start", "end", "bad"]], Path(tmp))
+            print(f"MIXALIME: {len(theirs_calls)} SNVs called at FDR 0.05 in {time.perf_counter() - t0:.0f} s")
+        print(compare_calls(vcfs, theirs_calls).to_string(index=False))
     return 0
 
 

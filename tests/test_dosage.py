@@ -194,3 +194,17 @@ def test_truncated_likelihood_and_segmentation():
     t = t[(t["ref_count"] >= 5) & (t["alt_count"] >= 5)]
     acc = {m: np.isclose(dosage.segment(t, rho=0.0, min_count=m).sites["bad"], t["true_bad"]).mean() for m in (0, 5)}
     assert acc[5] > 0.9 and acc[5] > acc[0] + 0.1
+
+
+def test_repeated_index_does_not_mix_groups(tmp_path):
+    rng = np.random.default_rng(9)
+    a = _planted(rng, [(1, 300)]).assign(sample="S1")
+    b = _planted(rng, [(1, 300)], rho=0.1).assign(sample="S2")        # over-dispersed: a larger rho
+    bed = tmp_path / "bad.bed"
+    bed.write_text("chr1\t0\t100000000\t1\n")
+    m = dosage.read_bad_map(bed)
+    fresh = dosage.test_imbalance_with_dosage(pd.concat([a, b], ignore_index=True), bad_map=m)
+    repeated = dosage.test_imbalance_with_dosage(pd.concat([a, b]), bad_map=m)      # index 0..299 twice
+    pd.testing.assert_series_equal(fresh.table["p_dosage"], repeated.table["p_dosage"])
+    rho = fresh.params.set_index("sample")["rho"]
+    assert rho["S2"] > rho["S1"] + 0.05

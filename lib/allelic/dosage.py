@@ -283,7 +283,9 @@ def test_imbalance_with_dosage(table: pd.DataFrame, *, bad_map: pd.DataFrame | N
     3. Per ``group_cols`` group and BAD class: the over-dispersion ``rho`` under the BAD's null mixture
        (:func:`allelic.stats.fit_dosage_rho`), refitted once without the sites whose p-value is below
        ``trim_alpha`` (allele-specific sites would inflate it).
-    4. :func:`allelic.stats.dosage_test` p-values; Benjamini-Hochberg over the table; calls at ``fdr``."""
+    4. :func:`allelic.stats.dosage_test` p-values; Benjamini-Hochberg over the table; calls at ``fdr``.
+
+    The result's rows keep the input order, re-indexed from 0."""
     from .stats import bh_fdr, dosage_test, fit_dosage_rho
 
     need = ["chrom", "pos", "ref_count", "alt_count", *group_cols] + ([] if bad_map is not None else list(segment_by))
@@ -291,7 +293,7 @@ def test_imbalance_with_dosage(table: pd.DataFrame, *, bad_map: pd.DataFrame | N
     if missing:
         raise ValueError(f"counts table: missing columns {missing}")
     ledger = Ledger() if ledger is None else ledger
-    t = table.copy()
+    t = table.reset_index(drop=True)           # rows are addressed by position: a repeated index would mix groups
     t["total"] = t["ref_count"] + t["alt_count"]
     low = t["total"] < min_total
     ledger.extend("test_imbalance_with_dosage", "counts table",
