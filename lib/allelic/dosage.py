@@ -47,10 +47,10 @@ def _logpmf(k, n, p, rho, min_count: int = 0):
     only such sites."""
     from scipy.stats import betabinom, binom
 
+    from .stats import _rho_to_ab
+
     def dist(nn, pp):
-        if rho <= 0:
-            return binom(nn, pp)
-        return betabinom(nn, pp * (1 - rho) / rho, (1 - pp) * (1 - rho) / rho)
+        return binom(nn, pp) if rho <= 0 else betabinom(nn, *_rho_to_ab(pp, rho))
 
     k, n, p = np.broadcast_arrays(np.asarray(k, float), np.asarray(n, float), np.asarray(p, float))
     out = dist(n, p).logpmf(k)

@@ -1207,8 +1207,7 @@ def _component_tails(k: np.ndarray, n: np.ndarray, p: np.ndarray, rho: np.ndarra
         le[flat] = binom.cdf(k[flat], n[flat], p[flat])
     od = ~flat
     if od.any():
-        r = rho[od]
-        a, b = p[od] * (1 - r) / r, (1 - p[od]) * (1 - r) / r
+        a, b = _rho_to_ab(p[od], rho[od])
         ge[od] = betabinom.sf(k[od] - 1, n[od], a, b)
         le[od] = betabinom.cdf(k[od], n[od], a, b)
     return np.clip(ge, 0.0, 1.0), np.clip(le, 0.0, 1.0)
@@ -1244,19 +1243,16 @@ def fit_dosage_rho(k, n, bad, *, max_rho: float = 0.5) -> float:
     beta-binomials at :func:`allelic.dosage.null_ratios` (bounded search on logit rho, ``rho`` in (1e-6, max_rho);
     0 when the sites are not over-dispersed relative to the binomial mixture)."""
     from scipy.optimize import minimize_scalar
-    from scipy.stats import betabinom, binom
 
-    from .dosage import null_ratios
+    from .dosage import site_loglik
 
     k, n = _check_counts(k, n)
-    k, n = k.astype(float).ravel(), n.astype(float).ravel()
-    lo, hi = (float(x) for x in null_ratios(float(bad)))
+    k, n = k.ravel(), n.ravel()
 
     def nll(rho):
-        a = [(p * (1 - rho) / rho, (1 - p) * (1 - rho) / rho) for p in (lo, hi)]
-        return -np.logaddexp(betabinom.logpmf(k, n, *a[0]), betabinom.logpmf(k, n, *a[1])).sum()
+        return -site_loglik(k, n, bads=[float(bad)], rho=rho).sum()
 
-    flat = -np.logaddexp(binom.logpmf(k, n, lo), binom.logpmf(k, n, hi)).sum()
+    flat = nll(0.0)
     res = minimize_scalar(lambda x: nll(1 / (1 + np.exp(-x))), bounds=(np.log(1e-6 / (1 - 1e-6)),
                           np.log(max_rho / (1 - max_rho))), method="bounded", options={"xatol": 1e-4})
     rho = float(1 / (1 + np.exp(-res.x)))
