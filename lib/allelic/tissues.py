@@ -618,7 +618,8 @@ class TissueAnalysis:
     """Result of :func:`analyse` for one assay: ``adata`` (SNVs x tissues), ``pairs``, the ``signals`` used and
     those left out (``signals_left_out``), ``nested`` (:class:`NestedModels` of the chosen score), ``scores``
     (:func:`compare_scores` over every score), ``tissues`` (:func:`per_tissue`), ``discordant`` (the differential
-    question, :class:`NestedModels` on :func:`discordant_pairs`; None when there are too few), ``n_discordant``,
+    question, :class:`NestedModels` on :func:`discordant_pairs`; None when there are too few), ``discordant_pairs``
+    (the pairs themselves; ``n_discordant`` their number),
     ``profiles`` (samples x SNVs, embedded; None when too few samples) and ``neighbours``
     (:func:`neighbour_agreement`), and ``params``."""
 
@@ -630,10 +631,14 @@ class TissueAnalysis:
     scores: pd.DataFrame
     tissues: pd.DataFrame
     discordant: NestedModels | None
-    n_discordant: int
+    discordant_pairs: pd.DataFrame
     profiles: object
     neighbours: dict | None
     params: dict
+
+    @property
+    def n_discordant(self) -> int:
+        return len(self.discordant_pairs)
 
     def summary(self) -> pd.Series:
         """The headline numbers (what the chapter glues)."""
@@ -711,7 +716,7 @@ def analyse(imbalance: pd.DataFrame, features: pd.DataFrame, *, assay: str, sign
               "profile_min_frac": profile_min_frac, "profiles": profile_note, "n_boot": n_boot,
               "random_state": random_state}
     return TissueAnalysis(adata=adata, pairs=p, signals=signals, signals_left_out=left, nested=nested,
-                          scores=compared, tissues=by_tissue, discordant=dmodels, n_discordant=len(disc),
+                          scores=compared, tissues=by_tissue, discordant=dmodels, discordant_pairs=disc,
                           profiles=profiles, neighbours=near, params=params)
 
 
