@@ -84,11 +84,12 @@ def main(argv=None) -> int:
     ap.add_argument("--hek293", required=True, help="folder of the HEK293 VCFs")
     ap.add_argument("--babachi", required=True, help="the babachi executable of its own virtual environment")
     ap.add_argument("--mixalime", help="the mixalime executable of the same environment (optional)")
+    ap.add_argument("--outlier", type=float, default=None, help="dosage.segment's outlier share (default: its own)")
     a = ap.parse_args(argv)
     vcfs = sorted(Path(a.hek293).glob("*.vcf.gz"))
     sites = pd.concat([read_vcf_ad(v).table for v in vcfs], ignore_index=True)
     t0 = time.perf_counter()
-    ours = dosage.segment(sites, min_count=5)
+    ours = dosage.segment(sites, min_count=5, **({} if a.outlier is None else {"outlier": a.outlier}))
     t_ours = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as tmp:
         vcf = Path(tmp) / "hek293.vcf"

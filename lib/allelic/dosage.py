@@ -25,20 +25,24 @@ import pandas as pd
 
 from .ledger import Ledger
 
-__all__ = ["BADS", "null_ratios", "site_loglik", "Segmentation", "segment", "RHO_GRID", "read_bad_map", "assign",
+__all__ = ["BADS", "null_ratios", "component_loglik", "site_loglik", "snv_loglik", "Segmentation", "segment", "RHO_GRID",
+           "read_bad_map", "assign",
            "DosageResult", "test_imbalance_with_dosage"]
 
 #: candidate background allelic dosages (BABACHI's set)
 BADS = (1.0, 4 / 3, 3 / 2, 2.0, 5 / 2, 3.0, 4.0, 5.0, 6.0)
 
 
-def null_ratios(bad) -> tuple[np.ndarray, np.ndarray]:
+def null_ratios(bad, null_ratio=0.5) -> tuple[np.ndarray, np.ndarray]:
     """``(1 / (b + 1), b / (b + 1))``: the two reference-allele ratios a site without allele-specific activity can
-    have under BAD ``b`` (``b >= 1``; BAD 1 gives 0.5 twice). Raises ValueError for a BAD below 1 or not finite."""
+    have under BAD ``b`` (``b >= 1``; BAD 1 gives 0.5 twice). With a reference mapping bias (``null_ratio`` ``p0``,
+    the ratio at BAD 1; odds ``w = p0 / (1 - p0)``) the reference odds are ``w / b`` and ``w b``:
+    ``(w / (w + b), w b / (w b + 1))``. Raises ValueError for a BAD below 1 or not finite."""
     b = np.asarray(bad, dtype=float)
     if not np.all(np.isfinite(b)) or np.any(b < 1):
         raise ValueError(f"BAD must be a finite number >= 1 (got {b[~np.isfinite(b) | (b < 1)][:3].tolist()})")
-    return 1.0 / (b + 1.0), b / (b + 1.0)
+    w = np.asarray(null_ratio, dtype=float) / (1 - np.asarray(null_ratio, dtype=float))
+    return w / (w + b), w * b / (w * b + 1.0)
 
 
 def _logpmf(k, n, p, rho, min_count: int = 0):
@@ -62,46 +66,96 @@ def _logpmf(k, n, p, rho, min_count: int = 0):
     return out
 
 
-def site_loglik(k, n, *, bads=BADS, rho: float = 0.0, outlier: float = 0.0, min_count: int = 0) -> np.ndarray:
-    """``(n_sites, n_bads)`` log-likelihood of reference counts ``k`` of totals ``n`` under each BAD: the even
-    mixture of binomials (``rho = 0``) or beta-binomials (over-dispersion ``rho``) at :func:`null_ratios`. With
-    ``outlier`` > 0 a site is, with that probability, drawn uniformly from the possible counts instead: an
-    allele-specific site then costs a segment little, so strongly imbalanced sites do not pass for copy number.
-    ``min_count``: the counts were kept only when both alleles have at least that many reads (HEK293's VCFs: 5);
-    each component is then conditioned on it (ignoring the truncation makes balanced ratios look likelier, and
-    the BAD lower)."""
+def component_loglik(k, n, *, bads=BADS, rho: float = 0.0, min_count: int = 0, null_ratio=0.5) -> np.ndarray:
+    """``(n_sites, n_bads, 2)`` log-likelihood of counts ``k`` of totals ``n`` under each BAD's two null ratios:
+    ``[..., 0]`` the counted allele on the haplotype with fewer copies (ratio ``1 / (b + 1)``), ``[..., 1]`` on the
+    one with more (``b / (b + 1)``); binomial (``rho = 0``) or beta-binomial (over-dispersion ``rho``), conditioned on
+    both alleles having at least ``min_count`` reads when the table kept only such sites (HEK293's VCFs: 5; ignoring
+    the truncation makes balanced ratios look likelier, and the BAD lower). ``null_ratio``: :func:`null_ratios`."""
     k = np.asarray(k, dtype=float)[:, None]
     n = np.asarray(n, dtype=float)[:, None]
-    lo, hi = null_ratios(np.asarray(bads, dtype=float))
-    ll = np.logaddexp(_logpmf(k, n, lo[None, :], rho, min_count),
-                      _logpmf(k, n, hi[None, :], rho, min_count)) + np.log(0.5)
-    if outlier > 0:
-        n_possible = np.maximum(n + 1 - 2 * min_count, 1)
-        ll = np.logaddexp(ll + np.log1p(-outlier), np.log(outlier) - np.log(n_possible))
-    return ll
+    lo, hi = null_ratios(np.asarray(bads, dtype=float), null_ratio)
+    return np.stack([_logpmf(k, n, lo[None, :], rho, min_count), _logpmf(k, n, hi[None, :], rho, min_count)], -1)
+
+
+def _log_uniform(n, min_count: int = 0) -> np.ndarray:
+    """log pmf of a count drawn uniformly from its possible values (the outlier component)."""
+    return -np.log(np.maximum(np.asarray(n, dtype=float) + 1 - 2 * min_count, 1))
+
+
+def _with_outlier(ll, log_u, outlier: float):
+    """``log((1 - outlier) exp(ll) + outlier exp(log_u))`` (``log_u`` broadcast over the trailing axes of ``ll``)."""
+    if outlier <= 0:
+        return ll
+    log_u = np.asarray(log_u, dtype=float).reshape(log_u.shape + (1,) * (ll.ndim - np.ndim(log_u)))
+    return np.logaddexp(ll + np.log1p(-outlier), np.log(outlier) + log_u)
+
+
+def site_loglik(k, n, *, bads=BADS, rho: float = 0.0, outlier: float = 0.0, min_count: int = 0) -> np.ndarray:
+    """``(n_sites, n_bads)`` log-likelihood of reference counts ``k`` of totals ``n`` under each BAD when the phase
+    is unknown: the even mixture of the two components of :func:`component_loglik`. With ``outlier`` > 0 a site is,
+    with that probability, drawn uniformly from the possible counts instead: an allele-specific site then costs a
+    segment little, so strongly imbalanced sites do not pass for copy number."""
+    ll = np.logaddexp.reduce(component_loglik(k, n, bads=bads, rho=rho, min_count=min_count), axis=-1) + np.log(0.5)
+    return _with_outlier(ll, np.atleast_1d(_log_uniform(n, min_count)), outlier)
+
+
+def snv_loglik(t: pd.DataFrame, *, bads=BADS, rho: float = 0.0, outlier: float = 0.0, min_count: int = 0,
+               phased: bool = False, count_cols=("ref_count", "alt_count")) -> tuple[pd.DataFrame, np.ndarray]:
+    """Log-likelihood of each SNV's counts under each BAD, over all its rows (samples) at once.
+
+    Samples of one genome share its copy number and its phase, so at a SNV the counted allele is on the haplotype
+    with more copies in every sample or in none: the two components of :func:`component_loglik` are summed over
+    the SNV's rows before they are mixed (side-by-side samples treated as independent would let over-dispersion
+    pass for dosage). ``t`` is sorted by ``chrom, pos``; ``count_cols`` are the counted allele and the other.
+
+    * ``phased=False``: the SNV's even mixture of the two components, shape ``(n_snvs, n_bads)``.
+    * ``phased=True`` (``count_cols`` are haplotype counts, e.g. ``hap1_count, hap2_count`` from a personal diploid
+      genome): the phase is known, so the component is a property of the segment, not of the SNV; shape
+      ``(n_snvs, n_bads, 2)``, ``[..., 1]`` haplotype 1 the one with more copies.
+
+    ``outlier``: each SNV is, with that probability, allele-specific (its counts uniform) instead. Returns the SNVs
+    (``chrom, pos``) and the array."""
+    k = t[count_cols[0]].to_numpy(dtype=float)
+    n = k + t[count_cols[1]].to_numpy(dtype=float)
+    chrom, pos = t["chrom"].astype(str).to_numpy(), t["pos"].to_numpy()
+    first = np.flatnonzero(np.r_[True, (chrom[1:] != chrom[:-1]) | (pos[1:] != pos[:-1])])
+    comp = np.add.reduceat(component_loglik(k, n, bads=bads, rho=rho, min_count=min_count), first, axis=0)
+    log_u = np.add.reduceat(_log_uniform(n, min_count), first)
+    ll = comp if phased else np.logaddexp(comp[..., 0], comp[..., 1]) + np.log(0.5)
+    snvs = pd.DataFrame({"chrom": chrom[first], "pos": pos[first], "n_rows": np.diff(np.r_[first, len(t)])})
+    return snvs, _with_outlier(ll, log_u, outlier)
 
 
 @dataclass
 class Segmentation:
     """Result of :func:`segment`. ``segments``: one row per segment (``chrom, start, end`` (0-based, half-open,
-    from the first to one past the last site), ``bad``, ``n_sites``, ``loglik``); ``sites``: the input sites with
-    ``bad`` and ``segment`` (row of ``segments``); ``params``: the settings."""
+    from the first to one past the last site), ``bad``, ``n_snvs``, ``loglik``; phased: ``p_hap1_more``, the
+    posterior probability that haplotype 1 carries the extra copies); ``sites``: the input rows with ``bad``,
+    ``segment`` (row of ``segments``) and, phased, ``p_hap1_more``; ``params``: the settings."""
 
     segments: pd.DataFrame
     sites: pd.DataFrame
     params: dict
 
 
-def _best_path(cum: np.ndarray, penalty: float) -> list[tuple[int, int, int]]:
-    """Exact optimal partition of ``M`` blocks given cumulative log-likelihoods ``cum`` (``(M + 1, B)``): segments
-    ``(first block, one past the last, BAD index)`` maximising the sum of segment log-likelihoods minus ``penalty``
-    per segment (O(M^2 B))."""
+def _segment_scores(cum_i: np.ndarray, cum: np.ndarray, phased: bool) -> np.ndarray:
+    """Log-likelihoods of the segments ending at block ``i`` (cumulative sums ``cum_i`` there) and starting at
+    every earlier block: ``(i, B)``; phased, the even mixture of the segment's two phases."""
+    seg = cum_i[None] - cum
+    return np.logaddexp(seg[..., 0], seg[..., 1]) + np.log(0.5) if phased else seg
+
+
+def _best_path(cum: np.ndarray, penalty: float, phased: bool = False) -> list[tuple[int, int, int]]:
+    """Exact optimal partition of ``M`` blocks given cumulative log-likelihoods ``cum`` (``(M + 1, B)``, phased
+    ``(M + 1, B, 2)``): segments ``(first block, one past the last, BAD index)`` maximising the sum of segment
+    log-likelihoods minus ``penalty`` per segment (O(M^2 B))."""
     m = cum.shape[0] - 1
     best = np.full(m + 1, -np.inf)
     best[0] = 0.0
     back = np.zeros((m + 1, 2), dtype=np.int64)
     for i in range(1, m + 1):
-        seg = cum[i][None, :] - cum[:i]                          # (i, B): segments j..i-1 for every start j
+        seg = _segment_scores(cum[i], cum[:i], phased)            # (i, B): segments j..i-1 for every start j
         b = seg.argmax(1)
         score = best[:i] + seg[np.arange(i), b] - penalty
         j = int(score.argmax())
@@ -118,67 +172,81 @@ def _best_path(cum: np.ndarray, penalty: float) -> list[tuple[int, int, int]]:
 RHO_GRID = (0.0, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16)
 
 
-def _segment_once(t, k, n, bads, penalty, rho, block, outlier, min_count):
-    """One segmentation of sorted sites at a fixed ``rho``: (segment rows, site -> segment, penalised score)."""
-    ll = site_loglik(k, n, bads=bads, rho=rho, outlier=outlier, min_count=min_count)
-    seg_rows, site_seg, score = [], np.empty(len(t), dtype=np.int64), 0.0
-    chroms = t["chrom"].astype(str).to_numpy()
-    pos = t["pos"].to_numpy()
+def _segment_once(t, bads, penalty, rho, block, outlier, min_count, phased, count_cols):
+    """One segmentation of sorted rows at a fixed ``rho``: (segment rows, SNV table with its segment, score)."""
+    snvs, ll = snv_loglik(t, bads=bads, rho=rho, outlier=outlier, min_count=min_count, phased=phased,
+                          count_cols=count_cols)
+    seg_rows, snv_seg, score = [], np.empty(len(snvs), dtype=np.int64), 0.0
+    chroms, pos = snvs["chrom"].to_numpy(), snvs["pos"].to_numpy()
     starts = np.flatnonzero(np.r_[True, chroms[1:] != chroms[:-1]])
-    ends = np.r_[starts[1:], len(t)]
+    ends = np.r_[starts[1:], len(snvs)]
     for s, e in zip(starts, ends):
         m = e - s
         pen = 2.0 * np.log(max(m, 2)) if penalty is None else float(penalty)
-        edges = np.r_[np.arange(0, m, block), m]                  # block boundaries in sites
+        edges = np.r_[np.arange(0, m, block), m]                  # block boundaries in SNVs
         blk = np.add.reduceat(ll[s:e], edges[:-1], axis=0)
-        cum = np.vstack([np.zeros((1, len(bads))), np.cumsum(blk, axis=0)])
-        for j, i, b in _best_path(cum, pen):
+        cum = np.concatenate([np.zeros((1,) + blk.shape[1:]), np.cumsum(blk, axis=0)])
+        for j, i, b in _best_path(cum, pen, phased):
             a, z = s + edges[j], s + edges[i]
-            site_seg[a:z] = len(seg_rows)
-            lik = float(ll[a:z, b].sum())
+            snv_seg[a:z] = len(seg_rows)
+            part = ll[a:z, b].sum(0)
+            row = {"chrom": chroms[s], "start": int(pos[a]) - 1, "end": int(pos[z - 1]), "bad": float(bads[b]),
+                   "n_snvs": int(z - a)}
+            if phased:
+                lik = float(np.logaddexp(*part) + np.log(0.5))
+                row["p_hap1_more"] = float(np.exp(part[1] - np.logaddexp(*part))) if bads[b] > 1 else 0.5
+            else:
+                lik = float(part)
             score += lik - pen
-            seg_rows.append({"chrom": chroms[s], "start": int(pos[a]) - 1, "end": int(pos[z - 1]),
-                             "bad": float(bads[b]), "n_sites": int(z - a), "loglik": lik})
-    return seg_rows, site_seg, score
+            seg_rows.append({**row, "loglik": lik})
+    return seg_rows, snvs.assign(segment=snv_seg), score
 
 
 def segment(sites: pd.DataFrame, *, bads=BADS, penalty: float | None = None, rho="auto", block: int = 10,
-            outlier: float = 0.05, min_count: int = 0, ref_col: str = "ref_count",
-            alt_col: str = "alt_count") -> Segmentation:
-    """BAD segments along each chromosome from the allelic counts of many sites (one sample, or one donor's pooled
-    samples).
+            outlier: float = 0.05, min_count: int = 0, phased: bool = False, ref_col: str = "ref_count",
+            alt_col: str = "alt_count", hap_cols=("hap1_count", "hap2_count")) -> Segmentation:
+    """BAD segments along each chromosome from the allelic counts of many SNVs of one genome (a donor or cell
+    line: all its samples, one row per SNV and sample).
 
-    Sites (``chrom``, ``pos`` and the count columns) are sorted along each chromosome and grouped into blocks of
-    ``block`` consecutive sites (a segment boundary falls between blocks); the partition of each chromosome into
-    segments, each with one BAD of ``bads``, that maximises the summed :func:`site_loglik` minus ``penalty`` per
-    segment is found exactly by dynamic programming. ``penalty`` defaults to ``2 log(n)`` for a chromosome of ``n``
-    sites, twice the BIC's price for the segment's boundary and its BAD (chosen on simulated segments: see the
-    tests). ``rho``: over-dispersion of the counts; ``"auto"`` profiles it over :data:`RHO_GRID` and keeps the value
-    with the best penalised likelihood (over-dispersed diploid counts would otherwise pass for BAD 4/3 or 3/2);
-    ``outlier``: the share of sites allowed to be allele-specific (:func:`site_loglik`; 0.05 keeps BAD 4/3 apart
-    from 1 on planted segments, 0.2 blurs them); ``min_count``: the table keeps only sites whose alleles both have
-    at least this many reads (:func:`site_loglik`). Raises ValueError for missing columns or an empty table."""
-    need = ["chrom", "pos", ref_col, alt_col]
+    SNVs are sorted along each chromosome, scored under every BAD by :func:`snv_loglik` (all of a SNV's samples
+    together) and grouped into blocks of ``block`` consecutive SNVs (a segment boundary falls between blocks); the
+    partition of each chromosome into segments, each with one BAD of ``bads``, that maximises the summed
+    log-likelihood minus ``penalty`` per segment is found exactly by dynamic programming. ``penalty`` defaults to
+    ``2 log(n)`` for a chromosome of ``n`` SNVs, twice the BIC's price for a segment's boundary and its BAD (chosen on
+    simulated segments: see the tests).
+
+    ``phased=True`` uses the haplotype counts ``hap_cols`` (a personal diploid genome phases every SNV): within a
+    segment one haplotype carries the extra copies at every SNV, which over-dispersion cannot mimic, so dosage and
+    over-dispersion no longer trade off; each segment also says which haplotype that is (``p_hap1_more``).
+    ``rho``: over-dispersion of the counts; ``"auto"`` profiles it over :data:`RHO_GRID` and keeps the value with
+    the best penalised likelihood; ``outlier``: the share of SNVs allowed to be allele-specific
+    (:func:`snv_loglik`); ``min_count``: the table keeps only rows whose alleles both have at least this many reads.
+    Raises ValueError for missing columns or an empty table."""
+    count_cols = tuple(hap_cols) if phased else (ref_col, alt_col)
+    need = ["chrom", "pos", *count_cols]
     missing = [c for c in need if c not in sites.columns]
     if missing:
-        raise ValueError(f"sites: missing columns {missing}")
+        raise ValueError(f"sites: missing columns {missing}" + (" (phased=True needs haplotype counts)" if phased else ""))
     if sites.empty:
         raise ValueError("sites: no rows to segment")
     if block < 1:
         raise ValueError(f"block must be >= 1, got {block}")
     bads = np.asarray(bads, dtype=float)
     t = sites.sort_values(["chrom", "pos"], kind="stable")
-    k = t[ref_col].to_numpy(dtype=float)
-    n = k + t[alt_col].to_numpy(dtype=float)
+    t = t.assign(chrom=t["chrom"].astype(str))
     grid = RHO_GRID if isinstance(rho, str) and rho == "auto" else (float(rho),)
-    best = max(((r, *_segment_once(t, k, n, bads, penalty, r, block, outlier, min_count)) for r in grid),
-               key=lambda x: x[3])
-    chosen, seg_rows, site_seg, _ = best
+    chosen, seg_rows, snvs, _ = max(
+        ((r, *_segment_once(t, bads, penalty, r, block, outlier, min_count, phased, count_cols)) for r in grid),
+        key=lambda x: x[3])
     segs = pd.DataFrame(seg_rows)
-    out = t.assign(bad=segs["bad"].to_numpy()[site_seg], segment=site_seg)
+    seg_of = t[["chrom", "pos"]].merge(snvs[["chrom", "pos", "segment"]], on=["chrom", "pos"], how="left")["segment"]
+    seg_of = seg_of.to_numpy()
+    out = t.assign(bad=segs["bad"].to_numpy()[seg_of], segment=seg_of)
+    if phased:
+        out["p_hap1_more"] = segs["p_hap1_more"].to_numpy()[seg_of]
     return Segmentation(segments=segs, sites=out, params={"bads": bads.tolist(), "penalty": penalty, "rho": chosen,
                                                           "block": block, "outlier": outlier,
-                                                          "min_count": min_count})
+                                                          "min_count": min_count, "phased": phased})
 
 
 def read_bad_map(path) -> pd.DataFrame:
@@ -251,13 +319,22 @@ def assign(sites: pd.DataFrame, bad_map: pd.DataFrame, *, ledger: Ledger | None 
     return out.assign(bad=bad, segment=seg)[~outside]
 
 
+def _fit_class(g: pd.DataFrame, bad: float, null_ratio):
+    """:func:`allelic.stats.fit_dosage_null` of the rows of one sample and BAD class."""
+    from .stats import fit_dosage_null
+
+    return fit_dosage_null(g["ref_count"], g["total"], bad, more=g["more"].to_numpy(), null_ratio=null_ratio)
+
+
 @dataclass
 class DosageResult:
     """Result of :func:`test_imbalance_with_dosage`. ``table``: the tested rows with ``bad``, ``segment``,
-    ``rho_dosage`` (over-dispersion of the row's group and BAD class), ``p_ref_dosage``, ``p_alt_dosage``,
+    ``more`` (probability that the reference allele is on the haplotype with more copies: 0.5 without phase),
+    ``rho_dosage`` (over-dispersion of the row's group and BAD class), ``null_ratio_dosage`` (the group's reference
+    ratio at BAD 1), ``p_ref_dosage``, ``p_alt_dosage``,
     ``p_dosage`` (two-sided), ``q_dosage`` (Benjamini-Hochberg over the table), ``as_dosage`` (``q <= fdr``) and
     ``preferred_allele`` (``ref``/``alt``); ``params``: one row per group x BAD class (``n_sites``, ``rho``,
-    ``n_as``); ``segmentation``: the :class:`Segmentation` per ``segment_by`` group (None with a BAD map);
+    ``null_ratio``, ``n_kept``, ``rho_from``, ``n_as``); ``segmentation``: the :class:`Segmentation` per ``segment_by`` group (None with a BAD map);
     ``ledger``: rows not tested (``low_total``, ``outside_bad_map``)."""
 
     table: pd.DataFrame
@@ -267,31 +344,33 @@ class DosageResult:
 
 
 def test_imbalance_with_dosage(table: pd.DataFrame, *, bad_map: pd.DataFrame | None = None, segment_by=("donor",),
-                               group_cols=("sample",), min_total: int = 6, fdr: float = 0.1, trim_alpha: float = 0.05,
-                               penalty: float | None = None, block: int = 10, bads=BADS, min_count: int = 0,
-                               pool_samples: bool = False, ledger: Ledger | None = None) -> DosageResult:
+                               group_cols=("sample",), min_total: int = 6, fdr: float = 0.1, null_ratio="fit",
+                               min_fit_sites: int = 30, phased: bool = False, ledger: Ledger | None = None, **segment_kw) -> DosageResult:
     """Allelic imbalance beyond background allelic dosage, for a counts table (``chrom, pos, ref_count,
     alt_count`` and the ``group_cols``).
 
     1. Rows with fewer than ``min_total`` reads go to the ledger.
     2. Every site gets a BAD: from ``bad_map`` (:func:`read_bad_map`; sites outside it are ledgered), or by
-       :func:`segment` of each ``segment_by`` group (copy number belongs to a genome: a donor or cell line), its
-       samples' rows side by side as separate events (BABACHI's ``SEP``), or with ``pool_samples`` summed per SNV
-       first (on the simulator pooling made every diploid donor's segmentation right; on HEK293 it agreed far less
-       with BABACHI: 11.5 % of sites with the same BAD against 65.6 %); ``min_count``: the table keeps only sites
-       with both alleles at or above it (HEK293's VCFs: 5).
-    3. Per ``group_cols`` group and BAD class: the over-dispersion ``rho`` under the BAD's null mixture
-       (:func:`allelic.stats.fit_dosage_rho`), refitted once without the sites whose p-value is below
-       ``trim_alpha`` (allele-specific sites would inflate it).
+       :func:`segment` of each ``segment_by`` group (copy number belongs to a genome: a donor or cell line, all its
+       samples together; ``segment_kw`` go to :func:`segment`, e.g. ``min_count=5`` for HEK293's VCFs).
+       ``phased=True`` (counts from a personal diploid genome: ``hap1_count, hap2_count, hap1_allele``) segments
+       with the haplotype counts and tests each site against the component its segment's phase says
+       (:func:`allelic.stats.dosage_test` ``more``), not the even mixture.
+    3. Per ``group_cols`` group (a sample: samples differ in over-dispersion and mapping bias): the null of its
+       largest BAD class by :func:`allelic.stats.fit_dosage_null` (over-dispersion and reference ratio at BAD 1,
+       unless ``null_ratio`` fixes it, on the sites that look null, so allele-specific sites do not inflate the
+       over-dispersion); then each other class's over-dispersion with that ratio, or, for a class of
+       fewer than ``min_fit_sites`` sites, the largest class's (``params['rho_from']``).
     4. :func:`allelic.stats.dosage_test` p-values; Benjamini-Hochberg over the table; calls at ``fdr``.
 
     The result's rows keep the input order, re-indexed from 0."""
-    from .stats import bh_fdr, dosage_test, fit_dosage_rho
+    from .stats import bh_fdr, dosage_test
 
     need = ["chrom", "pos", "ref_count", "alt_count", *group_cols] + ([] if bad_map is not None else list(segment_by))
+    need += ["hap1_count", "hap2_count", "hap1_allele", "ref"] if phased and bad_map is None else []
     missing = [c for c in dict.fromkeys(need) if c not in table.columns]
     if missing:
-        raise ValueError(f"counts table: missing columns {missing}")
+        raise ValueError(f"counts table: missing columns {missing}" + (" (phased=True)" if phased else ""))
     ledger = Ledger() if ledger is None else ledger
     t = table.reset_index(drop=True)           # rows are addressed by position: a repeated index would mix groups
     t["total"] = t["ref_count"] + t["alt_count"]
@@ -302,32 +381,36 @@ def test_imbalance_with_dosage(table: pd.DataFrame, *, bad_map: pd.DataFrame | N
     t = t[~low]
     segs = None
     if bad_map is not None:
-        t = assign(t, bad_map, ledger=ledger)
+        t = assign(t, bad_map, ledger=ledger).assign(more=0.5)
     else:
         segs, parts = {}, []
         for key, g in t.groupby(list(segment_by), sort=True):
-            if pool_samples:
-                pooled = g.groupby(["chrom", "pos"], as_index=False)[["ref_count", "alt_count"]].sum()
-                final = segment(pooled, bads=bads, penalty=penalty, block=block, min_count=min_count)
-                parts.append(g.merge(final.sites[["chrom", "pos", "bad", "segment"]], on=["chrom", "pos"],
-                                     how="left").set_axis(g.index))
-            else:
-                final = segment(g, bads=bads, penalty=penalty, block=block, min_count=min_count)
-                parts.append(final.sites)
+            final = segment(g, phased=phased, **segment_kw)
+            parts.append(final.sites)
             segs[key if len(segment_by) > 1 else key[0]] = final
         t = pd.concat(parts).sort_index()
-    t["rho_dosage"] = np.nan
-    rows = []
-    for key, g in t.groupby([*group_cols, "bad"], sort=True):
-        k, n, b = g["ref_count"].to_numpy(), g["total"].to_numpy(), float(g["bad"].iloc[0])
-        rho = fit_dosage_rho(k, n, b)
-        keep = dosage_test(k, n, b, rho)["pvalue"].to_numpy() >= trim_alpha
-        if keep.sum() >= 10 and not keep.all():
-            rho = fit_dosage_rho(k[keep], n[keep], b)
-        t.loc[g.index, "rho_dosage"] = rho
-        rows.append({**dict(zip([*group_cols, "bad"], key)), "n_sites": len(g), "rho": rho})
+        if phased:                                  # the reference allele on haplotype 1, or on haplotype 2
+            on_hap1 = t["ref"].astype(str).to_numpy() == t["hap1_allele"].astype(str).to_numpy()
+            t["more"] = np.where(on_hap1, t["p_hap1_more"], 1 - t["p_hap1_more"])
+            t = t.drop(columns="p_hap1_more")
+        else:
+            t["more"] = 0.5
+    rows, t["rho_dosage"], t["null_ratio_dosage"] = [], np.nan, np.nan
+    for gkey, grp in t.groupby(list(group_cols), sort=True):
+        classes = dict(tuple(grp.groupby("bad", sort=True)))
+        largest = max(classes, key=lambda b: len(classes[b]))
+        fits = {largest: _fit_class(classes[largest], largest, null_ratio)}
+        p0 = fits[largest].null_ratio
+        for b, g in classes.items():
+            if b != largest and len(g) >= min_fit_sites:
+                fits[b] = _fit_class(g, b, p0)
+            f = fits.get(b, fits[largest])
+            rows.append({**dict(zip(group_cols, gkey if isinstance(gkey, tuple) else (gkey,))), "bad": b,
+                         "n_sites": len(g), "rho": f.rho, "null_ratio": p0, "n_kept": f.n_kept,
+                         "rho_from": "own" if b in fits else f"BAD {largest:.3g}"})
+            t.loc[g.index, "rho_dosage"], t.loc[g.index, "null_ratio_dosage"] = f.rho, p0
     res = dosage_test(t["ref_count"].to_numpy(), t["total"].to_numpy(), t["bad"].to_numpy(),
-                      t["rho_dosage"].to_numpy())
+                      t["rho_dosage"].to_numpy(), t["more"].to_numpy(), t["null_ratio_dosage"].to_numpy())
     t["p_ref_dosage"] = res["p_ref"].to_numpy()
     t["p_alt_dosage"] = res["p_alt"].to_numpy()
     t["p_dosage"] = res["pvalue"].to_numpy()
@@ -335,6 +418,6 @@ def test_imbalance_with_dosage(table: pd.DataFrame, *, bad_map: pd.DataFrame | N
     t["as_dosage"] = t["q_dosage"] <= fdr
     t["preferred_allele"] = np.where(t["as_dosage"], res["preferred"].to_numpy(), "")
     params = pd.DataFrame(rows)
-    n_as = t.groupby([*group_cols, "bad"], sort=True)["as_dosage"].sum().to_numpy()
-    params["n_as"] = n_as
-    return DosageResult(table=t, params=params, segmentation=segs, ledger=ledger)
+    params["n_as"] = params.merge(t.groupby([*group_cols, "bad"], as_index=False)["as_dosage"].sum(),
+                                  on=[*group_cols, "bad"], how="left")["as_dosage"].to_numpy()
+    return DosageResult(table=t.reset_index(drop=True), params=params, segmentation=segs, ledger=ledger)

@@ -45,7 +45,8 @@ from .ledger import Ledger
 __all__ = [
     "format_pvalue",
     "dosage_test",
-    "fit_dosage_rho",
+    "fit_dosage_null",
+    "DosageNull",
     "binomial_test",
     "betabinom_test",
     "fit_betabinom_rho",
@@ -1213,47 +1214,114 @@ def _component_tails(k: np.ndarray, n: np.ndarray, p: np.ndarray, rho: np.ndarra
     return np.clip(ge, 0.0, 1.0), np.clip(le, 0.0, 1.0)
 
 
-def dosage_test(k, n, bad=1.0, rho=0.0) -> pd.DataFrame:
+def dosage_test(k, n, bad=1.0, rho=0.0, more=0.5, null_ratio=0.5) -> pd.DataFrame:
     """Allelic imbalance beyond background allelic dosage (BAD): under BAD ``b`` a site without allele-specific
-    activity has reference ratio ``b / (b + 1)`` or ``1 / (b + 1)`` with equal chance (which haplotype carries the
-    extra copies is not known site by site), so the null is the even mixture of the two binomials (``rho = 0``) or
-    beta-binomials (over-dispersion ``rho``), as MIXALIME models it. BAD 1 is the usual test at 0.5.
+    activity has reference ratio ``b / (b + 1)`` when the reference allele is on the haplotype with more copies and
+    ``1 / (b + 1)`` when it is on the other; the null is the mixture of the two binomials (``rho = 0``) or
+    beta-binomials (over-dispersion ``rho``) with weight ``more`` on the first. ``more = 0.5`` (phase unknown, the
+    even mixture MIXALIME uses); with phased haplotypes and a segment whose extra copies are known to be on one
+    haplotype, ``more`` is the probability of that (:func:`allelic.dosage.segment`, ``p_hap1_more``) and the test
+    sharpens to one component. BAD 1 is the usual test at ``null_ratio`` (0.5, or the reference mapping bias
+    :func:`fit_dosage_null` estimates; :func:`allelic.dosage.null_ratios`).
 
     Returns a DataFrame (one row per site): ``p_ref`` = ``P(X >= k)`` (more reference reads than dosage explains),
     ``p_alt`` = ``P(X <= k)``, ``pvalue`` = ``min(1, 2 min(p_ref, p_alt))`` (two-sided) and ``preferred``
-    (``"ref"`` or ``"alt"``, the side of the smaller one-sided p). ``k``, ``n``, ``bad``, ``rho`` broadcast."""
+    (``"ref"`` or ``"alt"``, the side of the smaller one-sided p). ``k``, ``n``, ``bad``, ``rho``, ``more``,
+    ``null_ratio`` broadcast."""
     from .dosage import null_ratios
 
     k, n = _check_counts(k, n)
     bad = np.asarray(bad, dtype=float)
     rho = np.asarray(_check_param(rho, "rho", 0.0, 1.0, hi_open=True), dtype=float)
-    k, n, bad, rho = np.broadcast_arrays(k, n, bad, rho)
-    lo, hi = null_ratios(bad)
+    more = np.asarray(_check_param(more, "more", 0.0, 1.0), dtype=float)
+    p0 = np.asarray(_check_param(null_ratio, "null_ratio", 0.0, 1.0, lo_open=True, hi_open=True), dtype=float)
+    k, n, bad, rho, more, p0 = np.broadcast_arrays(k, n, bad, rho, more, p0)
+    lo, hi = null_ratios(bad, p0)
     k, n = k.astype(float), n.astype(float)
     ge_lo, le_lo = _component_tails(k, n, lo, rho)
     ge_hi, le_hi = _component_tails(k, n, hi, rho)
-    p_ref, p_alt = 0.5 * (ge_lo + ge_hi), 0.5 * (le_lo + le_hi)
+    p_ref, p_alt = (1 - more) * ge_lo + more * ge_hi, (1 - more) * le_lo + more * le_hi
     return pd.DataFrame({"p_ref": p_ref.ravel(), "p_alt": p_alt.ravel(),
                          "pvalue": np.minimum(1.0, 2 * np.minimum(p_ref, p_alt)).ravel(),
                          "preferred": np.where(p_ref <= p_alt, "ref", "alt").ravel()})
 
 
-def fit_dosage_rho(k, n, bad, *, max_rho: float = 0.5) -> float:
-    """Maximum-likelihood over-dispersion ``rho`` of sites sharing one BAD ``bad``, under the even mixture of
-    beta-binomials at :func:`allelic.dosage.null_ratios` (bounded search on logit rho, ``rho`` in (1e-6, max_rho);
-    0 when the sites are not over-dispersed relative to the binomial mixture)."""
-    from scipy.optimize import minimize_scalar
+@dataclass
+class DosageNull:
+    """Result of :func:`fit_dosage_null`: the over-dispersion ``rho``, the reference ratio at BAD 1
+    ``null_ratio`` (mapping bias), ``n_sites`` and ``n_kept`` (sites inside their acceptance region at the end)."""
 
-    from .dosage import site_loglik
+    rho: float
+    null_ratio: float
+    n_sites: int
+    n_kept: int
 
+
+def fit_dosage_null(k, n, bad, *, more=0.5, null_ratio="fit", alpha=0.05, max_rho=0.5, max_iter=30,
+                    tol=1e-4) -> DosageNull:
+    """Over-dispersion (and, with ``null_ratio="fit"``, the reference mapping bias) of sites sharing one BAD
+    ``bad``, fitted on the sites that look null: :func:`fit_null_trimmed` for the dosage null.
+
+    The null of a site is the mixture of :func:`dosage_test` (beta-binomials at
+    :func:`allelic.dosage.null_ratios`, weight ``more`` (scalar or per site) on the reference allele being on the
+    haplotype with more copies). The fit is an iterated truncated maximum likelihood: given the current parameters,
+    each site's acceptance region is the set of counts whose :func:`dosage_test` p-value is ``>= alpha``; sites
+    outside it are set aside, and the parameters maximise the likelihood of the others conditional on their
+    acceptance region (trimming the null's own tails does not bias ``rho`` down); repeat until they move less than
+    ``tol`` or the kept sites no longer change. A number for ``null_ratio`` holds it fixed; a fitted one stays in [0.3, 0.7]; ``rho`` in
+    [0, max_rho]."""
     k, n = _check_counts(k, n)
     k, n = k.ravel(), n.ravel()
+    if not (0 < alpha < 0.5):
+        raise ValueError(f"fit_dosage_null: alpha must lie in (0, 0.5), got {alpha}")
+    from .dosage import null_ratios
 
-    def nll(rho):
-        return -site_loglik(k, n, bads=[float(bad)], rho=rho).sum()
+    more = np.broadcast_to(np.asarray(_check_param(more, "more", 0.0, 1.0), dtype=float), k.shape)
+    keys, inv = np.unique(np.stack([n.astype(float), more], 1), axis=0, return_inverse=True)
+    inv = inv.ravel()
+    nu, wu = keys[:, 0].astype(np.int64), keys[:, 1][:, None]
+    logfact = special.gammaln(np.arange(int(nu.max()) + 1) + 1.0)
+    free = isinstance(null_ratio, str)
+    p0 = 0.5 if free else float(null_ratio)
+    rho = 0.01
 
-    flat = nll(0.0)
-    res = minimize_scalar(lambda x: nll(1 / (1 + np.exp(-x))), bounds=(np.log(1e-6 / (1 - 1e-6)),
-                          np.log(max_rho / (1 - max_rho))), method="bounded", options={"xatol": 1e-4})
-    rho = float(1 / (1 + np.exp(-res.x)))
-    return rho if res.fun < flat - 1e-9 else 0.0
+    def logpmf(pp, rr):                               # (distinct (n, more), max n + 1): the mixture's log pmf
+        lo, hi = (float(x) for x in null_ratios(float(bad), pp))
+        rr = np.full(nu.size, rr)
+        if lo == hi:                                  # BAD 1: one component
+            return _betabinom_logpmf_matrix(nu, np.full(nu.size, lo), rr, logfact)
+        with np.errstate(divide="ignore"):
+            return np.logaddexp(np.log1p(-wu) + _betabinom_logpmf_matrix(nu, np.full(nu.size, lo), rr, logfact),
+                                np.log(wu) + _betabinom_logpmf_matrix(nu, np.full(nu.size, hi), rr, logfact))
+
+    def accepted(L):                                  # equal-tail p-value >= alpha, as dosage_test's
+        pmf = np.exp(L)
+        lower = np.cumsum(pmf, axis=1)
+        upper = np.cumsum(pmf[:, ::-1], axis=1)[:, ::-1]
+        return 2 * np.minimum(lower, upper) >= alpha
+
+    def unpack(x):
+        return (0.3 + 0.4 * float(special.expit(x[0])) if free else p0), max_rho * float(special.expit(x[-1]))
+
+    keep = None
+    for _ in range(max_iter):
+        acc = accepted(logpmf(p0, rho))
+        if keep is not None and np.array_equal(keep, acc[inv, k]):
+            break                                     # the same sites kept: the same optimum
+        keep = acc[inv, k]
+        kk, ii = k[keep], inv[keep]
+
+        def negll(x):
+            L = logpmf(*unpack(x))
+            logz = special.logsumexp(np.where(acc, L, -np.inf), axis=1)
+            return -float(np.sum(L[ii, kk] - logz[ii]))
+
+        x0 = ([special.logit((p0 - 0.3) / 0.4)] if free else []) + [special.logit(max(rho, 1e-6) / max_rho)]
+        res = optimize.minimize(negll, np.array(x0), method="Nelder-Mead", options={"xatol": 1e-6, "fatol": 1e-9})
+        p_new, rho_new = unpack(res.x)
+        done = abs(p_new - p0) < tol and abs(rho_new - rho) < tol
+        p0, rho = p_new, rho_new
+        if done:
+            break
+    return DosageNull(rho=0.0 if rho < 1e-6 else float(rho), null_ratio=float(p0), n_sites=len(k),
+                      n_kept=int(keep.sum()))
