@@ -6,14 +6,18 @@ triploid region, 3/2 in 3:2, ...), a site with no allele-specific activity shows
 ``b / (b + 1)`` or ``1 / (b + 1)`` of its reads, depending on which haplotype carries it; without phasing across the
 region either is possible, so the null is the even mixture of the two (as MIXALIME models it).
 
-* :data:`BADS` the candidate dosages (BABACHI's set); :func:`null_ratios` the two ratios of a BAD.
-* :func:`site_loglik` the log-likelihood of each site's counts under each BAD (binomial or beta-binomial mixture).
-* :func:`segment` BAD segments along each chromosome: an exact dynamic programme over blocks of consecutive sites
-  maximising the summed log-likelihood minus a penalty per segment (:class:`Segmentation`).
+* :data:`BADS` the candidate dosages (BABACHI's set); :func:`null_ratios` the two ratios of a BAD (with a reference
+  mapping bias when given).
+* :func:`component_loglik` the log-likelihood of counts under each BAD's two ratios; :func:`site_loglik` their even
+  mixture per site; :func:`snv_loglik` per SNV over all its samples (which share its phase), phased or not.
+* :func:`segment` BAD segments along each chromosome: an exact dynamic programme over blocks of consecutive SNVs
+  maximising the summed log-likelihood minus a penalty per segment (:class:`Segmentation`); with haplotype counts
+  (``phased=True``) a segment's extra copies sit on one haplotype at every SNV.
 * :func:`read_bad_map` reads a user's BAD map (BED-like: chrom, start, end, BAD; errors name the file and line);
   :func:`assign` gives every site the BAD and segment of the map interval containing it.
 * :func:`test_imbalance_with_dosage` tests a counts table against the dosage null (BAD from a map or a
-  segmentation; over-dispersion per sample and BAD class; :func:`allelic.stats.dosage_test`; BH).
+  segmentation; over-dispersion and mapping bias per sample, fitted on the sites that look null
+  (:func:`allelic.stats.fit_dosage_null`); :func:`allelic.stats.dosage_test`; BH).
 """
 from __future__ import annotations
 
@@ -220,8 +224,10 @@ def segment(sites: pd.DataFrame, *, bads=BADS, penalty: float | None = None, rho
     over-dispersion no longer trade off; each segment also says which haplotype that is (``p_hap1_more``).
     ``rho``: over-dispersion of the counts; ``"auto"`` profiles it over :data:`RHO_GRID` and keeps the value with
     the best penalised likelihood; ``outlier``: the share of SNVs allowed to be allele-specific
-    (:func:`snv_loglik`); ``min_count``: the table keeps only rows whose alleles both have at least this many reads.
-    Raises ValueError for missing columns or an empty table."""
+    (:func:`snv_loglik`; 0.05 keeps planted segments of BAD 4/3 apart from 1 where 0.2 and 0.3 merge them; on the
+    simulated aneuploid donor, where a fifth of the measurements are allele-specific, 0.3 gave unphased
+    segmentations the planted BAD more often; profiling it like ``rho`` did not help; ``benchmarks/README.md``);
+    ``min_count``: the table keeps only rows whose alleles both have at least this many reads. Raises ValueError for missing columns or an empty table."""
     count_cols = tuple(hap_cols) if phased else (ref_col, alt_col)
     need = ["chrom", "pos", *count_cols]
     missing = [c for c in need if c not in sites.columns]
@@ -323,13 +329,12 @@ def _fit_class(g: pd.DataFrame, bad: float, null_ratio):
     """:func:`allelic.stats.fit_dosage_null` of the rows of one sample and BAD class."""
     from .stats import fit_dosage_null
 
-    return fit_dosage_null(g["ref_count"], g["total"], bad, more=g["more"].to_numpy(), null_ratio=null_ratio)
+    return fit_dosage_null(g["ref_count"], g["total"], bad, null_ratio=null_ratio)
 
 
 @dataclass
 class DosageResult:
     """Result of :func:`test_imbalance_with_dosage`. ``table``: the tested rows with ``bad``, ``segment``,
-    ``more`` (probability that the reference allele is on the haplotype with more copies: 0.5 without phase),
     ``rho_dosage`` (over-dispersion of the row's group and BAD class), ``null_ratio_dosage`` (the group's reference
     ratio at BAD 1), ``p_ref_dosage``, ``p_alt_dosage``,
     ``p_dosage`` (two-sided), ``q_dosage`` (Benjamini-Hochberg over the table), ``as_dosage`` (``q <= fdr``) and
@@ -353,9 +358,11 @@ def test_imbalance_with_dosage(table: pd.DataFrame, *, bad_map: pd.DataFrame | N
     2. Every site gets a BAD: from ``bad_map`` (:func:`read_bad_map`; sites outside it are ledgered), or by
        :func:`segment` of each ``segment_by`` group (copy number belongs to a genome: a donor or cell line, all its
        samples together; ``segment_kw`` go to :func:`segment`, e.g. ``min_count=5`` for HEK293's VCFs).
-       ``phased=True`` (counts from a personal diploid genome: ``hap1_count, hap2_count, hap1_allele``) segments
-       with the haplotype counts and tests each site against the component its segment's phase says
-       (:func:`allelic.stats.dosage_test` ``more``), not the even mixture.
+       ``phased=True`` (counts from a personal diploid genome: ``hap1_count, hap2_count``) segments with the
+       haplotype counts. The test keeps the even mixture even then: a site given the wrong BAD would otherwise be
+       tested against one wrong ratio (on the simulated aneuploid donor, testing with the segment's phase too put
+       the false-discovery proportion at 0.031-0.071 over five seeds, against 0.012-0.045 without;
+       ``benchmarks/README.md``).
     3. Per ``group_cols`` group (a sample: samples differ in over-dispersion and mapping bias): the null of its
        largest BAD class by :func:`allelic.stats.fit_dosage_null` (over-dispersion and reference ratio at BAD 1,
        unless ``null_ratio`` fixes it, on the sites that look null, so allele-specific sites do not inflate the
@@ -367,7 +374,7 @@ def test_imbalance_with_dosage(table: pd.DataFrame, *, bad_map: pd.DataFrame | N
     from .stats import bh_fdr, dosage_test
 
     need = ["chrom", "pos", "ref_count", "alt_count", *group_cols] + ([] if bad_map is not None else list(segment_by))
-    need += ["hap1_count", "hap2_count", "hap1_allele", "ref"] if phased and bad_map is None else []
+    need += ["hap1_count", "hap2_count"] if phased and bad_map is None else []
     missing = [c for c in dict.fromkeys(need) if c not in table.columns]
     if missing:
         raise ValueError(f"counts table: missing columns {missing}" + (" (phased=True)" if phased else ""))
@@ -381,7 +388,7 @@ def test_imbalance_with_dosage(table: pd.DataFrame, *, bad_map: pd.DataFrame | N
     t = t[~low]
     segs = None
     if bad_map is not None:
-        t = assign(t, bad_map, ledger=ledger).assign(more=0.5)
+        t = assign(t, bad_map, ledger=ledger)
     else:
         segs, parts = {}, []
         for key, g in t.groupby(list(segment_by), sort=True):
@@ -389,12 +396,8 @@ def test_imbalance_with_dosage(table: pd.DataFrame, *, bad_map: pd.DataFrame | N
             parts.append(final.sites)
             segs[key if len(segment_by) > 1 else key[0]] = final
         t = pd.concat(parts).sort_index()
-        if phased:                                  # the reference allele on haplotype 1, or on haplotype 2
-            on_hap1 = t["ref"].astype(str).to_numpy() == t["hap1_allele"].astype(str).to_numpy()
-            t["more"] = np.where(on_hap1, t["p_hap1_more"], 1 - t["p_hap1_more"])
+        if phased:
             t = t.drop(columns="p_hap1_more")
-        else:
-            t["more"] = 0.5
     rows, t["rho_dosage"], t["null_ratio_dosage"] = [], np.nan, np.nan
     for gkey, grp in t.groupby(list(group_cols), sort=True):
         classes = dict(tuple(grp.groupby("bad", sort=True)))
@@ -410,7 +413,7 @@ def test_imbalance_with_dosage(table: pd.DataFrame, *, bad_map: pd.DataFrame | N
                          "rho_from": "own" if b in fits else f"BAD {largest:.3g}"})
             t.loc[g.index, "rho_dosage"], t.loc[g.index, "null_ratio_dosage"] = f.rho, p0
     res = dosage_test(t["ref_count"].to_numpy(), t["total"].to_numpy(), t["bad"].to_numpy(),
-                      t["rho_dosage"].to_numpy(), t["more"].to_numpy(), t["null_ratio_dosage"].to_numpy())
+                      t["rho_dosage"].to_numpy(), null_ratio=t["null_ratio_dosage"].to_numpy())
     t["p_ref_dosage"] = res["p_ref"].to_numpy()
     t["p_alt_dosage"] = res["p_alt"].to_numpy()
     t["p_dosage"] = res["pvalue"].to_numpy()

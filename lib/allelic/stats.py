@@ -641,10 +641,13 @@ def fit_null_trimmed(k, n, *, alpha=0.05, p_init=None, max_rho=0.5, max_iter=30,
         def negll(x):
             L = logpmf(*unpack(x))
             logz = special.logsumexp(np.where(acc, L, -np.inf), axis=1)
-            return -float(ww @ (L[ii, kk] - logz[ii]))
+            v = -float(ww @ (L[ii, kk] - logz[ii]))
+            return v if np.isfinite(v) else 1e300     # an acceptance region with no mass at these parameters
 
-        x0 = np.array([np.arctanh(np.clip((p - p0) / 0.2, -0.999, 0.999)), special.logit(max(rho, 1e-6) / max_rho)])
-        res = optimize.minimize(negll, x0, method="Nelder-Mead", options={"xatol": 1e-6, "fatol": 1e-9})
+        x0 = np.array([np.arctanh(np.clip((p - p0) / 0.2, -0.999, 0.999)),
+                       special.logit(np.clip(rho / max_rho, 1e-6, 1 - 1e-6))])
+        res = optimize.minimize(negll, x0, method="Nelder-Mead", bounds=[(-8.0, 8.0), (-14.0, 14.0)],
+                                options={"xatol": 1e-6, "fatol": 1e-9})
         p_new, rho_new = (float(v) for v in unpack(res.x))
         done = abs(p_new - p) < tol and abs(rho_new - rho) < tol
         p, rho = p_new, rho_new
@@ -1290,7 +1293,7 @@ def fit_dosage_null(k, n, bad, *, more=0.5, null_ratio="fit", alpha=0.05, max_rh
         rr = np.full(nu.size, rr)
         if lo == hi:                                  # BAD 1: one component
             return _betabinom_logpmf_matrix(nu, np.full(nu.size, lo), rr, logfact)
-        with np.errstate(divide="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"):
             return np.logaddexp(np.log1p(-wu) + _betabinom_logpmf_matrix(nu, np.full(nu.size, lo), rr, logfact),
                                 np.log(wu) + _betabinom_logpmf_matrix(nu, np.full(nu.size, hi), rr, logfact))
 
@@ -1314,10 +1317,13 @@ def fit_dosage_null(k, n, bad, *, more=0.5, null_ratio="fit", alpha=0.05, max_rh
         def negll(x):
             L = logpmf(*unpack(x))
             logz = special.logsumexp(np.where(acc, L, -np.inf), axis=1)
-            return -float(np.sum(L[ii, kk] - logz[ii]))
+            v = -float(np.sum(L[ii, kk] - logz[ii]))
+            return v if np.isfinite(v) else 1e300     # an acceptance region with no mass at these parameters
 
-        x0 = ([special.logit((p0 - 0.3) / 0.4)] if free else []) + [special.logit(max(rho, 1e-6) / max_rho)]
-        res = optimize.minimize(negll, np.array(x0), method="Nelder-Mead", options={"xatol": 1e-6, "fatol": 1e-9})
+        x0 = np.clip(([special.logit(np.clip((p0 - 0.3) / 0.4, 1e-6, 1 - 1e-6))] if free else [])
+                     + [special.logit(np.clip(rho / max_rho, 1e-6, 1 - 1e-6))], -14.0, 14.0)
+        res = optimize.minimize(negll, x0, method="Nelder-Mead", bounds=[(-14.0, 14.0)] * len(x0),
+                                options={"xatol": 1e-6, "fatol": 1e-9})
         p_new, rho_new = unpack(res.x)
         done = abs(p_new - p0) < tol and abs(rho_new - rho) < tol
         p0, rho = p_new, rho_new
