@@ -243,7 +243,8 @@ def _cell_line_calls(tmp_path, seed):
     d1 = stats.test_imbalance(counts[counts["donor"] == "D1"], group_cols=("sample",), min_total=6, null="trimmed",
                               fdr=0.05, random_state=0)
     null = d1.params.assign(sample=d1.params["sample"].str.replace("D1_", "D2_", regex=False))
-    d2 = counts[(counts["donor"] == "D2") & (counts["total"] >= 6)].merge(null[["sample", "p_null", "rho"]], on="sample")
+    d2 = counts[(counts["donor"] == "D2") & (counts["total"] >= 6)].merge(null[["sample", "p_null", "rho"]],
+                                                                          on="sample")
     d2["as_binom"] = stats.bh_fdr(stats.binomial_test(d2["ref_count"], d2["total"], 0.5)) <= 0.05
     d2["as_diploid"] = stats.bh_fdr(stats.betabinom_test(d2["ref_count"], d2["total"], d2["p_null"],
                                                          d2["rho"])) <= 0.05

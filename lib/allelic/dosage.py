@@ -29,9 +29,8 @@ import pandas as pd
 
 from .ledger import Ledger
 
-__all__ = ["BADS", "null_ratios", "component_loglik", "site_loglik", "snv_loglik", "Segmentation", "segment", "RHO_GRID",
-           "read_bad_map", "assign",
-           "DosageResult", "test_imbalance_with_dosage"]
+__all__ = ["BADS", "null_ratios", "component_loglik", "site_loglik", "snv_loglik", "Segmentation", "segment",
+           "RHO_GRID", "read_bad_map", "assign", "DosageResult", "test_imbalance_with_dosage"]
 
 #: candidate background allelic dosages (BABACHI's set)
 BADS = (1.0, 4 / 3, 3 / 2, 2.0, 5 / 2, 3.0, 4.0, 5.0, 6.0)
@@ -227,12 +226,14 @@ def segment(sites: pd.DataFrame, *, bads=BADS, penalty: float | None = None, rho
     (:func:`snv_loglik`; 0.05 keeps planted segments of BAD 4/3 apart from 1 where 0.2 and 0.3 merge them; on the
     simulated aneuploid donor, where a fifth of the measurements are allele-specific, 0.3 gave unphased
     segmentations the planted BAD more often; profiling it like ``rho`` did not help; ``benchmarks/README.md``);
-    ``min_count``: the table keeps only rows whose alleles both have at least this many reads. Raises ValueError for missing columns or an empty table."""
+    ``min_count``: the table keeps only rows whose alleles both have at least this many reads. Raises ValueError
+    for missing columns or an empty table."""
     count_cols = tuple(hap_cols) if phased else (ref_col, alt_col)
     need = ["chrom", "pos", *count_cols]
     missing = [c for c in need if c not in sites.columns]
     if missing:
-        raise ValueError(f"sites: missing columns {missing}" + (" (phased=True needs haplotype counts)" if phased else ""))
+        raise ValueError(f"sites: missing columns {missing}"
+                         + (" (phased=True needs haplotype counts)" if phased else ""))
     if sites.empty:
         raise ValueError("sites: no rows to segment")
     if block < 1:
@@ -339,7 +340,8 @@ class DosageResult:
     ratio at BAD 1), ``p_ref_dosage``, ``p_alt_dosage``,
     ``p_dosage`` (two-sided), ``q_dosage`` (Benjamini-Hochberg over the table), ``as_dosage`` (``q <= fdr``) and
     ``preferred_allele`` (``ref``/``alt``); ``params``: one row per group x BAD class (``n_sites``, ``rho``,
-    ``null_ratio``, ``n_kept``, ``rho_from``, ``n_as``); ``segmentation``: the :class:`Segmentation` per ``segment_by`` group (None with a BAD map);
+    ``null_ratio``, ``n_kept``, ``rho_from``, ``n_as``); ``segmentation``: the :class:`Segmentation` per
+    ``segment_by`` group (None with a BAD map);
     ``ledger``: rows not tested (``low_total``, ``outside_bad_map``)."""
 
     table: pd.DataFrame
@@ -350,7 +352,8 @@ class DosageResult:
 
 def test_imbalance_with_dosage(table: pd.DataFrame, *, bad_map: pd.DataFrame | None = None, segment_by=("donor",),
                                group_cols=("sample",), min_total: int = 6, fdr: float = 0.1, null_ratio="fit",
-                               min_fit_sites: int = 30, phased: bool = False, ledger: Ledger | None = None, **segment_kw) -> DosageResult:
+                               min_fit_sites: int = 30, phased: bool = False, ledger: Ledger | None = None,
+                               **segment_kw) -> DosageResult:
     """Allelic imbalance beyond background allelic dosage, for a counts table (``chrom, pos, ref_count,
     alt_count`` and the ``group_cols``).
 

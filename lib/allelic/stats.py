@@ -1271,8 +1271,8 @@ def fit_dosage_null(k, n, bad, *, more=0.5, null_ratio="fit", alpha=0.05, max_rh
     each site's acceptance region is the set of counts whose :func:`dosage_test` p-value is ``>= alpha``; sites
     outside it are set aside, and the parameters maximise the likelihood of the others conditional on their
     acceptance region (trimming the null's own tails does not bias ``rho`` down); repeat until they move less than
-    ``tol`` or the kept sites no longer change. A number for ``null_ratio`` holds it fixed; a fitted one stays in [0.3, 0.7]; ``rho`` in
-    [0, max_rho]."""
+    ``tol`` or the kept sites no longer change. A number for ``null_ratio`` holds it fixed; a fitted one stays in
+    [0.3, 0.7]; ``rho`` in [0, max_rho]."""
     k, n = _check_counts(k, n)
     k, n = k.ravel(), n.ravel()
     if not (0 < alpha < 0.5):
