@@ -8,13 +8,15 @@ virtual environment, never the book's:
     .venv/bin/python benchmarks/bench_dosage.py --hek293 ../shared/data/hek293_ctcf --babachi /tmp/venv_mix/bin/babachi \
         --mixalime /tmp/venv_mix/bin/mixalime
 
-Both segment the pooled sites of the ten VCFs (63,969 records; each record a separate event, as BABACHI's
-``--snp-strategy SEP``) over the same candidate BADs; the VCFs keep only sites with both alleles >= 5 reads, which
-both are told (ours: ``min_count=5``; BABACHI's default allele threshold is 5). Prints the share of sites per BAD for
-each, the site-level agreement, and the wall times (the ratio is the comparison; BABACHI runs with 2 jobs). With
+Both segment the pooled sites of the ten VCFs (63,969 records; BABACHI each record a separate event,
+``--snp-strategy SEP``; ours a SNV's records together) over the same candidate BADs; the VCFs keep only sites with
+both alleles >= 5 reads, which both are told (ours: ``min_count=5``; BABACHI's default allele threshold is 5).
+Prints the share of sites per BAD for each, the site-level agreement, and the wall times (the ratio is the
+comparison; BABACHI runs with 2 jobs). With
 ``--mixalime``: MIXALIME (negative-binomial model, BABACHI's map, p-values combined over the VCFs, FDR 0.05) against
-chapter 02's calls (the diploid beta-binomial test per VCF, and ``dosage.test_imbalance_with_dosage`` with our
-segmentation), SNV by SNV: how many of our called SNVs MIXALIME also calls, and whether the preferred allele agrees."""
+chapter 02's calls (the diploid beta-binomial test per VCF, ``dosage.test_imbalance_with_dosage`` with our
+segmentation, and its records combined per SNV by ``dosage.combine_samples``), SNV by SNV: how many of our called
+SNVs MIXALIME also calls, and whether the preferred allele agrees."""
 from __future__ import annotations
 
 import argparse
@@ -66,11 +68,14 @@ def compare_calls(vcfs, mixalime: pd.DataFrame, fdr: float = 0.05) -> pd.DataFra
     diploid = pd.concat([stats.test_imbalance(t, group_cols=("sample",), min_total=6, null="trimmed", fdr=fdr,
                                               random_state=0).table for t in tables])
     diploid["preferred_allele"] = np.where(diploid["ratio"] > 0.5, "ref", "alt")
-    aware = dosage.test_imbalance_with_dosage(pd.concat(tables).assign(line="HEK293"), segment_by=("line",),
-                                              group_cols=("sample",), min_total=6, fdr=fdr, min_count=5).table
+    aware_res = dosage.test_imbalance_with_dosage(pd.concat(tables).assign(line="HEK293"), segment_by=("line",),
+                                                  group_cols=("sample",), min_total=6, fdr=fdr, min_count=5)
+    aware = aware_res.table
+    combined = dosage.combine_samples(aware_res, fdr=fdr)
     theirs = dict(zip(zip(mixalime["chrom"], mixalime["pos"]), mixalime["pref_allele"]))
     rows = []
-    for name, t, col in (("diploid beta-binomial", diploid, "as_betabinom"), ("dosage-aware", aware, "as_dosage")):
+    for name, t, col in (("diploid beta-binomial", diploid, "as_betabinom"), ("dosage-aware", aware, "as_dosage"),
+                         ("dosage-aware, samples combined", combined, "as_snv")):
         snvs = t[t[col].astype(bool)].drop_duplicates(["chrom", "pos"])
         both = [(c, p) in theirs for c, p in zip(snvs["chrom"], snvs["pos"])]
         same = [theirs.get((c, p)) == a for c, p, a in zip(snvs["chrom"], snvs["pos"], snvs["preferred_allele"])]

@@ -337,3 +337,36 @@ def test_dosage_test_with_known_phase_and_mapping_bias():
     # and under BAD 2 it moves both ratios: odds 1.5 / 2 and 1.5 * 2
     lo, hi = dosage.null_ratios(2.0, 0.6)
     assert (lo, hi) == (pytest.approx(0.75 / 1.75), pytest.approx(3 / 4))
+
+
+def test_combine_samples_is_the_exact_mixture_of_the_summed_counts():
+    from itertools import product
+
+    from scipy.stats import betabinom, binom
+
+    from allelic.stats import dosage_test
+
+    # SNV A in two samples (BAD 2, different over-dispersion and mapping bias), SNV B in one sample
+    t = pd.DataFrame({"chrom": ["chr1"] * 3, "pos": [100, 100, 200], "ref_count": [9, 14, 4], "total": [12, 20, 15],
+                      "bad": [2.0, 2.0, 3.0], "rho_dosage": [0.0, 0.05, 0.02], "null_ratio_dosage": [0.5, 0.55, 0.5]})
+    res = dosage.DosageResult(table=t, params=pd.DataFrame(), segmentation=None, ledger=Ledger())
+    out = dosage.combine_samples(res, fdr=0.05).set_index("pos")
+    # by hand: sum over every pair of counts whose total reaches the observed 23, under each phase, then the mixture
+    hand = []
+    for comp in (0, 1):
+        p1 = dosage.null_ratios(2.0, 0.5)[comp]
+        p2 = dosage.null_ratios(2.0, 0.55)[comp]
+        a2, b2 = p2 * 0.95 / 0.05, (1 - p2) * 0.95 / 0.05
+        joint = {(x, y): binom.pmf(x, 12, p1) * betabinom.pmf(y, 20, a2, b2) for x, y in product(range(13), range(21))}
+        hand.append((sum(v for (x, y), v in joint.items() if x + y >= 23),
+                     sum(v for (x, y), v in joint.items() if x + y <= 23)))
+    assert out.loc[100, "p_ref"] == pytest.approx(0.5 * (hand[0][0] + hand[1][0]), rel=1e-9)
+    assert out.loc[100, "p_alt"] == pytest.approx(0.5 * (hand[0][1] + hand[1][1]), rel=1e-9)
+    assert out.loc[100, ["n_samples", "ref_count", "total"]].tolist() == [2, 23, 32]
+    # one sample: the per-sample dosage test
+    one = dosage_test(4, 15, 3.0, 0.02)
+    assert out.loc[200, "p_ref"] == pytest.approx(one["p_ref"].iloc[0], rel=1e-9)
+    assert out.loc[200, "pvalue"] == pytest.approx(one["pvalue"].iloc[0], rel=1e-9)
+    bad = res.table.assign(bad=[2.0, 3.0, 3.0])
+    with pytest.raises(ValueError, match="different BADs"):
+        dosage.combine_samples(dosage.DosageResult(bad, pd.DataFrame(), None, Ledger()))

@@ -17,7 +17,8 @@ region either is possible, so the null is the even mixture of the two (as MIXALI
   :func:`assign` gives every site the BAD and segment of the map interval containing it.
 * :func:`test_imbalance_with_dosage` tests a counts table against the dosage null (BAD from a map or a
   segmentation; over-dispersion and mapping bias per sample, fitted on the sites that look null
-  (:func:`allelic.stats.fit_dosage_null`); :func:`allelic.stats.dosage_test`; BH).
+  (:func:`allelic.stats.fit_dosage_null`); :func:`allelic.stats.dosage_test`; BH); :func:`combine_samples` one exact
+  test per SNV over its samples.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ import pandas as pd
 from .ledger import Ledger
 
 __all__ = ["BADS", "null_ratios", "component_loglik", "site_loglik", "snv_loglik", "Segmentation", "segment",
-           "RHO_GRID", "read_bad_map", "assign", "DosageResult", "test_imbalance_with_dosage"]
+           "RHO_GRID", "read_bad_map", "assign", "DosageResult", "test_imbalance_with_dosage", "combine_samples"]
 
 #: candidate background allelic dosages (BABACHI's set)
 BADS = (1.0, 4 / 3, 3 / 2, 2.0, 5 / 2, 3.0, 4.0, 5.0, 6.0)
@@ -427,3 +428,63 @@ def test_imbalance_with_dosage(table: pd.DataFrame, *, bad_map: pd.DataFrame | N
     params["n_as"] = params.merge(t.groupby([*group_cols, "bad"], as_index=False)["as_dosage"].sum(),
                                   on=[*group_cols, "bad"], how="left")["as_dosage"].to_numpy()
     return DosageResult(table=t.reset_index(drop=True), params=params, segmentation=segs, ledger=ledger)
+
+
+def _component_pmf(n: int, p: float, rho: float) -> np.ndarray:
+    """pmf over ``0..n`` of a binomial (``rho = 0``) or beta-binomial at mean ``p``."""
+    from scipy.stats import betabinom, binom
+
+    from .stats import _rho_to_ab
+
+    x = np.arange(n + 1)
+    return binom.pmf(x, n, p) if rho <= 0 else betabinom.pmf(x, n, *_rho_to_ab(p, rho))
+
+
+def combine_samples(result: DosageResult, *, by=("chrom", "pos"), fdr: float = 0.1) -> pd.DataFrame:
+    """One exact test per SNV over all its samples (replicates, tissues, assays of one genome), from
+    :func:`test_imbalance_with_dosage`'s rows: more power than testing each sample alone, as MIXALIME gains by
+    combining replicates.
+
+    The samples of a SNV share its phase, so their p-values under the even-mixture null lean the same way and may
+    not be combined as independent (Fisher's method on them is anticonservative). Instead the statistic is the
+    SNV's summed reference reads ``T``, whose null distribution is exact: given the phase, the samples are
+    independent beta-binomials (each with its own over-dispersion and mapping bias, at the SNV's BAD), so ``T``'s
+    pmf is their convolution; the null mixes the two phases once per SNV. ``p_ref = P(T' >= T)``,
+    ``p_alt = P(T' <= T)``, ``pvalue = min(1, 2 min)``; with one sample it is :func:`allelic.stats.dosage_test`.
+    Benjamini-Hochberg over the SNVs, calls at ``fdr``. ``by``: the columns naming a SNV of one genome (add the
+    donor or cell line when the table holds several). Returns one row per SNV: ``by``, ``n_samples``, ``bad``,
+    ``ref_count``, ``total``, ``p_ref``, ``p_alt``, ``pvalue``, ``qvalue``, ``as_snv``, ``preferred_allele``.
+    Raises ValueError when a SNV's samples disagree on its BAD."""
+    from .stats import bh_fdr
+
+    t = result.table.sort_values(list(by), kind="stable")
+    keys = t[list(by)].astype(str).agg("\t".join, axis=1).to_numpy() if len(by) > 1 else t[by[0]].astype(str).to_numpy()
+    first = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    ends = np.r_[first[1:], len(t)]
+    k, n = t["ref_count"].to_numpy(np.int64), t["total"].to_numpy(np.int64)
+    bad, rho, p0 = (t[c].to_numpy(float) for c in ("bad", "rho_dosage", "null_ratio_dosage"))
+    out = np.empty((len(first), 2))
+    for j, (a, z) in enumerate(zip(first, ends)):
+        if not np.allclose(bad[a:z], bad[a]):
+            raise ValueError(f"SNV {keys[a]!r}: its samples have different BADs {sorted(set(bad[a:z]))}; "
+                             f"combine within one genome (add the donor to `by`)")
+        tails = []
+        for comp in (0, 1):                                   # the reference allele on the fewer / more copies
+            pmf = np.ones(1)
+            for i in range(a, z):
+                pmf = np.convolve(pmf, _component_pmf(int(n[i]), float(null_ratios(bad[i], p0[i])[comp]), rho[i]))
+            tot = int(k[a:z].sum())
+            tails.append((pmf[tot:].sum(), pmf[:tot + 1].sum()))
+        out[j] = 0.5 * (tails[0][0] + tails[1][0]), 0.5 * (tails[0][1] + tails[1][1])
+    out = np.clip(out, 0.0, 1.0)
+    res = t.iloc[first][list(by)].reset_index(drop=True)
+    res["n_samples"] = ends - first
+    res["bad"] = bad[first]
+    res["ref_count"] = np.add.reduceat(k, first)
+    res["total"] = np.add.reduceat(n, first)
+    res["p_ref"], res["p_alt"] = out[:, 0], out[:, 1]
+    res["pvalue"] = np.minimum(1.0, 2 * out.min(1))
+    res["qvalue"] = bh_fdr(res["pvalue"].to_numpy())
+    res["as_snv"] = res["qvalue"] <= fdr
+    res["preferred_allele"] = np.where(res["as_snv"], np.where(out[:, 0] <= out[:, 1], "ref", "alt"), "")
+    return res
