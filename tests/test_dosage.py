@@ -323,11 +323,11 @@ def test_phased_segmentation_finds_the_amplified_haplotype():
 def test_dosage_test_with_known_phase_and_mapping_bias():
     from scipy.stats import betabinom
 
+    from allelic.stats import dosage_test
+
     k, n, rho = np.array([5, 15, 25]), np.array([30, 30, 30]), 0.02
     ab = [p * (1 - rho) / rho for p in (3 / 4, 1 / 4)]
     # the reference allele known to be on the haplotype with 3 copies: one beta-binomial at 3/4
-    from allelic.stats import dosage_test
-
     one = dosage_test(k, n, 3.0, rho, more=1.0)
     np.testing.assert_allclose(one["p_ref"], betabinom.sf(k - 1, n, *ab), rtol=1e-9)
     np.testing.assert_allclose(one["p_alt"], betabinom.cdf(k, n, *ab), rtol=1e-9)
