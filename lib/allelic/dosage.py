@@ -247,8 +247,7 @@ def segment(sites: pd.DataFrame, *, bads=BADS, penalty: float | None = None, rho
         ((r, *_segment_once(t, bads, penalty, r, block, outlier, min_count, phased, count_cols)) for r in grid),
         key=lambda x: x[3])
     segs = pd.DataFrame(seg_rows)
-    seg_of = t[["chrom", "pos"]].merge(snvs[["chrom", "pos", "segment"]], on=["chrom", "pos"], how="left")["segment"]
-    seg_of = seg_of.to_numpy()
+    seg_of = np.repeat(snvs["segment"].to_numpy(), snvs["n_rows"].to_numpy())     # t's rows, SNV by SNV
     out = t.assign(bad=segs["bad"].to_numpy()[seg_of], segment=seg_of)
     if phased:
         out["p_hap1_more"] = segs["p_hap1_more"].to_numpy()[seg_of]
@@ -432,12 +431,7 @@ def test_imbalance_with_dosage(table: pd.DataFrame, *, bad_map: pd.DataFrame | N
 
 def _component_pmf(n: int, p: float, rho: float) -> np.ndarray:
     """pmf over ``0..n`` of a binomial (``rho = 0``) or beta-binomial at mean ``p``."""
-    from scipy.stats import betabinom, binom
-
-    from .stats import _rho_to_ab
-
-    x = np.arange(n + 1)
-    return binom.pmf(x, n, p) if rho <= 0 else betabinom.pmf(x, n, *_rho_to_ab(p, rho))
+    return np.exp(_logpmf(np.arange(n + 1), n, p, rho))
 
 
 def combine_samples(result: DosageResult, *, by=("chrom", "pos"), fdr: float = 0.1) -> pd.DataFrame:
