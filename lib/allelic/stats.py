@@ -1260,14 +1260,13 @@ class DosageNull:
     n_kept: int
 
 
-def fit_dosage_null(k, n, bad, *, more=0.5, null_ratio="fit", alpha=0.05, max_rho=0.5, max_iter=30,
+def fit_dosage_null(k, n, bad, *, null_ratio="fit", alpha=0.05, max_rho=0.5, max_iter=30,
                     tol=1e-4) -> DosageNull:
     """Over-dispersion (and, with ``null_ratio="fit"``, the reference mapping bias) of sites sharing one BAD
     ``bad``, fitted on the sites that look null: :func:`fit_null_trimmed` for the dosage null.
 
-    The null of a site is the mixture of :func:`dosage_test` (beta-binomials at
-    :func:`allelic.dosage.null_ratios`, weight ``more`` (scalar or per site) on the reference allele being on the
-    haplotype with more copies). The fit is an iterated truncated maximum likelihood: given the current parameters,
+    The null of a site is the even mixture of :func:`dosage_test` (beta-binomials at
+    :func:`allelic.dosage.null_ratios`, the phase unknown). The fit is an iterated truncated maximum likelihood: given the current parameters,
     each site's acceptance region is the set of counts whose :func:`dosage_test` p-value is ``>= alpha``; sites
     outside it are set aside, and the parameters maximise the likelihood of the others conditional on their
     acceptance region (trimming the null's own tails does not bias ``rho`` down); repeat until they move less than
@@ -1279,23 +1278,21 @@ def fit_dosage_null(k, n, bad, *, more=0.5, null_ratio="fit", alpha=0.05, max_rh
         raise ValueError(f"fit_dosage_null: alpha must lie in (0, 0.5), got {alpha}")
     from .dosage import null_ratios
 
-    more = np.broadcast_to(np.asarray(_check_param(more, "more", 0.0, 1.0), dtype=float), k.shape)
-    keys, inv = np.unique(np.stack([n.astype(float), more], 1), axis=0, return_inverse=True)
+    nu, inv = np.unique(n, return_inverse=True)
     inv = inv.ravel()
-    nu, wu = keys[:, 0].astype(np.int64), keys[:, 1][:, None]
     logfact = special.gammaln(np.arange(int(nu.max()) + 1) + 1.0)
     free = isinstance(null_ratio, str)
     p0 = 0.5 if free else float(null_ratio)
     rho = 0.01
 
-    def logpmf(pp, rr):                               # (distinct (n, more), max n + 1): the mixture's log pmf
+    def logpmf(pp, rr):                               # (distinct n, max n + 1): the mixture's log pmf
         lo, hi = (float(x) for x in null_ratios(float(bad), pp))
         rr = np.full(nu.size, rr)
         if lo == hi:                                  # BAD 1: one component
             return _betabinom_logpmf_matrix(nu, np.full(nu.size, lo), rr, logfact)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.logaddexp(np.log1p(-wu) + _betabinom_logpmf_matrix(nu, np.full(nu.size, lo), rr, logfact),
-                                np.log(wu) + _betabinom_logpmf_matrix(nu, np.full(nu.size, hi), rr, logfact))
+        with np.errstate(invalid="ignore"):
+            return np.logaddexp(_betabinom_logpmf_matrix(nu, np.full(nu.size, lo), rr, logfact),
+                                _betabinom_logpmf_matrix(nu, np.full(nu.size, hi), rr, logfact)) + np.log(0.5)
 
     def accepted(L):                                  # equal-tail p-value >= alpha, as dosage_test's
         pmf = np.exp(L)
