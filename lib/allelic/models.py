@@ -104,15 +104,6 @@ class DNABert2Config(PretrainedConfig):
       the motifs around its bases. The caller passes ``nucleotide_ids`` (b, L) and ``token_spans`` (b, s, 2)
       (:func:`allelic.train.model_inputs` does). A checkpoint without these weights (any pretrained one) gets them
       newly initialised.
-    * ``nucleotide_conv_alleles``: with the convolution, also read the other allele's bases (the alternative
-      window for the reference, and the reverse in a siamese head's second pass). The change the variant makes to
-      each filter, ``relu(conv(other)) - relu(conv(bases))`` (non-zero only within *w* bases of the SNV), is averaged
-      over each token's bases like the convolution itself and added through its own linear map
-      (``nucleotide_delta``): a motif the alternative allele breaks or makes is visible to a one-window model. The
-      caller passes ``alt_nucleotide_ids`` (:func:`allelic.train.model_inputs` does; :func:`is_pair_model` is then
-      true).
-    * ``classifier_conv_max``: with the convolution, the classifier also reads each filter's maximum over the
-      window (a CNN's global max pooling: whether a motif is anywhere in the window), beside the pooled tokens.
     """
 
     model_type = "dnabert2"
@@ -137,8 +128,6 @@ class DNABert2Config(PretrainedConfig):
     classifier_head: str = "reference"
     classifier_centre_flank: int = 4
     nucleotide_conv_width: int = 0
-    nucleotide_conv_alleles: bool = False
-    classifier_conv_max: bool = False
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -185,44 +174,23 @@ class DNABert2Embeddings(nn.Module):
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
         w = int(getattr(config, "nucleotide_conv_width", 0) or 0)
         self.nucleotide_conv = nn.Conv1d(4, config.hidden_size, w, padding=w // 2) if w else None
-        alleles = bool(getattr(config, "nucleotide_conv_alleles", False))
-        if alleles and not w:
-            raise ValueError("nucleotide_conv_alleles needs nucleotide_conv_width > 0")
-        self.nucleotide_delta = nn.Linear(config.hidden_size, config.hidden_size, bias=False) if alleles else None
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def _conv(self, nucleotide_ids: torch.Tensor) -> torch.Tensor:
-        """(b, hidden, L): the ReLU of the convolution over the one-hot bases (codes A, C, G, T = 0..3; N and
-        padding: 4, an all-zero column)."""
+    def nucleotide_features(self, nucleotide_ids: torch.Tensor, token_spans: torch.Tensor, n_tokens: int) -> torch.Tensor:
+        """(b, s, hidden): the ReLU of the convolution over the bases (codes A, C, G, T = 0..3; N and padding: 4,
+        an all-zero column), averaged over each token's bases ``token_spans[..., 0] <= base < token_spans[..., 1]``
+        (zero for special and padding tokens)."""
+        if token_spans.shape[1] != n_tokens:
+            raise ValueError(f"token_spans has {token_spans.shape[1]} tokens, input_ids {n_tokens}")
         onehot = F.one_hot(nucleotide_ids.long().clamp(0, 4), 5)[..., :4].to(self.nucleotide_conv.weight.dtype)
-        return F.relu(self.nucleotide_conv(onehot.transpose(1, 2)))[..., :nucleotide_ids.shape[1]]
-
-    @staticmethod
-    def _per_token(conv: torch.Tensor, token_spans: torch.Tensor) -> torch.Tensor:
-        """(b, s, hidden): ``conv`` (b, hidden, L) averaged over each token's bases ``token_spans[..., 0] <= base <
-        token_spans[..., 1]`` (zero for special and padding tokens)."""
-        base = torch.arange(conv.shape[-1], device=conv.device)
+        conv = F.relu(self.nucleotide_conv(onehot.transpose(1, 2)))[..., :nucleotide_ids.shape[1]]  # (b, h, L)
+        base = torch.arange(nucleotide_ids.shape[1], device=conv.device)
         span = ((base >= token_spans[..., :1]) & (base < token_spans[..., 1:])).to(conv.dtype)  # (b, s, L)
         return torch.bmm(span / span.sum(-1, keepdim=True).clamp(min=1), conv.transpose(1, 2))
 
-    def nucleotide_features(self, nucleotide_ids: torch.Tensor, token_spans: torch.Tensor, n_tokens: int,
-                            other_nucleotide_ids: torch.Tensor | None = None) -> torch.Tensor:
-        """(b, s, hidden): the convolution's features per token and, with ``nucleotide_conv_alleles``, the mapped
-        change the other allele's bases ``other_nucleotide_ids`` make to them."""
-        if token_spans.shape[1] != n_tokens:
-            raise ValueError(f"token_spans has {token_spans.shape[1]} tokens, input_ids {n_tokens}")
-        conv = self._conv(nucleotide_ids)
-        feats = self._per_token(conv, token_spans)
-        if self.nucleotide_delta is not None:
-            if other_nucleotide_ids is None or other_nucleotide_ids.shape != nucleotide_ids.shape:
-                raise ValueError("nucleotide_conv_alleles: pass the other allele's bases (alt_nucleotide_ids), "
-                                 "the same shape as nucleotide_ids (allelic.train.model_inputs builds them)")
-            feats = feats + self.nucleotide_delta(self._per_token(self._conv(other_nucleotide_ids) - conv, token_spans))
-        return feats
-
     def forward(self, input_ids=None, token_type_ids=None, inputs_embeds=None, nucleotide_ids=None,
-                token_spans=None, other_nucleotide_ids=None) -> torch.Tensor:
+                token_spans=None) -> torch.Tensor:
         if inputs_embeds is None:
             inputs_embeds = self.word_embeddings(input_ids)
         if token_type_ids is None:
@@ -232,7 +200,7 @@ class DNABert2Embeddings(nn.Module):
             if nucleotide_ids is None or token_spans is None:
                 raise ValueError("nucleotide_conv_width > 0: pass nucleotide_ids and token_spans "
                                  "(allelic.train.model_inputs builds them)")
-            x = x + self.nucleotide_features(nucleotide_ids, token_spans, x.shape[1], other_nucleotide_ids)
+            x = x + self.nucleotide_features(nucleotide_ids, token_spans, x.shape[1])
         return self.dropout(self.LayerNorm(x))
 
 
@@ -463,10 +431,9 @@ class DNABert2Model(DNABert2PreTrainedModel):
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, inputs_embeds=None,
                 output_attentions=None, output_hidden_states=None, return_dict=None, nucleotide_ids=None,
-                token_spans=None, other_nucleotide_ids=None):
+                token_spans=None):
         """``position_ids`` is accepted and ignored (ALiBi). ``attention_mask`` (b, s): 1 real token, 0 padding.
-        ``nucleotide_ids`` / ``token_spans``: the bases and each token's base span (``nucleotide_conv_width > 0``);
-        ``other_nucleotide_ids``: the other allele's bases (``nucleotide_conv_alleles``).
+        ``nucleotide_ids`` / ``token_spans``: the bases and each token's base span (``nucleotide_conv_width > 0``).
 
         Returns :class:`BaseModelOutputWithPoolingAndCrossAttentions` (``last_hidden_state`` (b, s, hidden), zero at
         padded positions; ``pooler_output`` (b, hidden) or None; ``hidden_states``: embeddings + one per layer;
@@ -479,8 +446,7 @@ class DNABert2Model(DNABert2PreTrainedModel):
         if attention_mask is None:
             attention_mask = torch.ones(shape, dtype=torch.long, device=device)
         x = self.embeddings(input_ids=input_ids, token_type_ids=token_type_ids, inputs_embeds=inputs_embeds,
-                            nucleotide_ids=nucleotide_ids, token_spans=token_spans,
-                            other_nucleotide_ids=other_nucleotide_ids)
+                            nucleotide_ids=nucleotide_ids, token_spans=token_spans)
         seq, hidden, attn = self.encoder(x, attention_mask, output_attentions=oa, output_hidden_states=oh)
         pooled = self.pooler(seq) if self.pooler is not None else None
         out = BaseModelOutputWithPoolingAndCrossAttentions(
@@ -553,42 +519,31 @@ class DNABert2ForSequenceClassification(DNABert2PreTrainedModel):
         self.bert = DNABert2Model(config)
         p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
         self.dropout = nn.Dropout(p)
-        self.conv_max = bool(getattr(config, "classifier_conv_max", False))
-        if self.conv_max and not getattr(config, "nucleotide_conv_width", 0):
-            raise ValueError("classifier_conv_max needs nucleotide_conv_width > 0")
-        width = config.hidden_size * (2 if self.conv_max else 1)
-        self.classifier = nn.Linear(width * (3 if self.siamese else 1), config.num_labels)
+        self.classifier = nn.Linear(config.hidden_size * (3 if self.siamese else 1), config.num_labels)
         self.post_init()
 
     def embed(self, input_ids=None, attention_mask=None, token_type_ids=None, inputs_embeds=None,
               output_attentions=False, output_hidden_states=False, pool_mask=None, nucleotide_ids=None,
-              token_spans=None, other_nucleotide_ids=None):
+              token_spans=None):
         """The pooled embedding of one window, (b, hidden), and the encoder output. ``pool_mask`` (b, s): the tokens
         to average for ``"centre"`` pooling (required there); ``nucleotide_ids`` / ``token_spans``: see
-        :class:`DNABert2Config` ``nucleotide_conv_width``; ``other_nucleotide_ids``: the other allele's bases
-        (``nucleotide_conv_alleles``)."""
+        :class:`DNABert2Config` ``nucleotide_conv_width``."""
         out = self.bert(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
                         inputs_embeds=inputs_embeds, output_attentions=output_attentions,
                         output_hidden_states=output_hidden_states, return_dict=True,
-                        nucleotide_ids=nucleotide_ids, token_spans=token_spans,
-                        other_nucleotide_ids=other_nucleotide_ids)
+                        nucleotide_ids=nucleotide_ids, token_spans=token_spans)
         if self.pooling == "cls":
-            pooled = out.pooler_output
+            return out.pooler_output, out
+        h = out.last_hidden_state  # zero at padded positions
+        if self.pooling == "centre":
+            if pool_mask is None:
+                raise ValueError("centre pooling needs pool_mask (allelic.tokenize.centre_mask of the input ids)")
+            m = pool_mask
         else:
-            h = out.last_hidden_state  # zero at padded positions
-            if self.pooling == "centre":
-                if pool_mask is None:
-                    raise ValueError("centre pooling needs pool_mask (allelic.tokenize.centre_mask of the input ids)")
-                m = pool_mask
-            else:
-                m = attention_mask if attention_mask is not None else torch.ones(h.shape[:2], device=h.device)
-            m = m.to(h.dtype).unsqueeze(-1)
-            mean = (h * m).sum(1) / m.sum(1).clamp(min=1)
-            pooled = self.bert.pooler.activation(self.bert.pooler.dense(mean))
-        if self.conv_max:  # windows of one length (no padding columns)
-            conv = self.bert.embeddings._conv(nucleotide_ids)
-            pooled = torch.cat([pooled, conv.amax(-1).to(pooled.dtype)], dim=-1)
-        return pooled, out
+            m = attention_mask if attention_mask is not None else torch.ones(h.shape[:2], device=h.device)
+        m = m.to(h.dtype).unsqueeze(-1)
+        mean = (h * m).sum(1) / m.sum(1).clamp(min=1)
+        return self.bert.pooler.activation(self.bert.pooler.dense(mean)), out
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, position_ids=None,
                 inputs_embeds=None, output_attentions=None, output_hidden_states=None, return_dict=None,
@@ -596,18 +551,16 @@ class DNABert2ForSequenceClassification(DNABert2PreTrainedModel):
                 token_spans=None, alt_nucleotide_ids=None, alt_token_spans=None):
         """``alt_input_ids`` / ``alt_attention_mask`` (b, s'): the alternative-allele windows (siamese head only);
         ``pool_mask`` / ``alt_pool_mask``: the tokens to average for ``"centre"`` pooling; ``nucleotide_ids`` /
-        ``token_spans`` (and ``alt_*``): the bases and token spans for ``nucleotide_conv_width > 0`` (a reference head
-        with ``nucleotide_conv_alleles`` reads ``alt_nucleotide_ids`` as the other allele's bases). Attentions
+        ``token_spans`` (and ``alt_*``): the bases and token spans for ``nucleotide_conv_width > 0``. Attentions
         and hidden states returned are those of the reference window."""
         oa, oh, rd = self._flags(output_attentions, output_hidden_states, return_dict)
         pooled, out = self.embed(input_ids, attention_mask, token_type_ids, inputs_embeds, oa, oh, pool_mask,
-                                 nucleotide_ids, token_spans, alt_nucleotide_ids)
+                                 nucleotide_ids, token_spans)
         if self.siamese:
             if alt_input_ids is None:
                 raise ValueError("a siamese classifier needs alt_input_ids (the alternative-allele windows)")
             alt, _ = self.embed(alt_input_ids, alt_attention_mask, pool_mask=alt_pool_mask,
-                                nucleotide_ids=alt_nucleotide_ids, token_spans=alt_token_spans,
-                                other_nucleotide_ids=nucleotide_ids)
+                                nucleotide_ids=alt_nucleotide_ids, token_spans=alt_token_spans)
             pooled = torch.cat([pooled, alt, alt - pooled], dim=-1)
         elif alt_input_ids is not None:
             raise ValueError("alt_input_ids given to a reference-only classifier (classifier_head='reference')")
@@ -637,11 +590,8 @@ class DNABert2ForSequenceClassification(DNABert2PreTrainedModel):
 
 
 def is_pair_model(model) -> bool:
-    """True for a classifier that reads both alleles (``classifier_head == "siamese"`` or
-    ``nucleotide_conv_alleles``): its callers pass the alternative windows."""
-    cfg = getattr(model, "config", None)
-    return (getattr(cfg, "classifier_head", "reference") == "siamese"
-            or bool(getattr(cfg, "nucleotide_conv_alleles", False)))
+    """True for a classifier that reads both alleles (``classifier_head == "siamese"``)."""
+    return getattr(getattr(model, "config", None), "classifier_head", "reference") == "siamese"
 
 
 def _register_auto_classes() -> None:
@@ -675,8 +625,7 @@ _CONFIG_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention
                 "hidden_act", "hidden_dropout_prob", "attention_probs_dropout_prob", "max_position_embeddings",
                 "type_vocab_size", "initializer_range", "layer_norm_eps", "pad_token_id", "classifier_dropout",
                 "alibi_starting_size", "tie_word_embeddings", "problem_type", "bos_token_id", "eos_token_id",
-                "classifier_pooling", "classifier_head", "classifier_centre_flank", "nucleotide_conv_width",
-                "nucleotide_conv_alleles", "classifier_conv_max")
+                "classifier_pooling", "classifier_head", "classifier_centre_flank", "nucleotide_conv_width")
 _WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 
 
@@ -833,9 +782,8 @@ def load_dnabert2(path, *, task: str = "classification", num_labels: int | None 
     if task == "mlm" and getattr(config, "tie_word_embeddings", True):
         missing = [k for k in missing if k != decoder_w]
     enc_prefix = ("embeddings.", "encoder.") if base else ("bert.embeddings.", "bert.encoder.")
-    # the nucleotide convolution (and its allele map) is not part of a pretrained encoder: new, like a classifier
-    missing_enc = [k for k in missing if k.startswith(enc_prefix)
-                   and ".nucleotide_conv." not in k and ".nucleotide_delta." not in k]
+    # the nucleotide convolution is not part of a pretrained encoder: new, like a classifier
+    missing_enc = [k for k in missing if k.startswith(enc_prefix) and ".nucleotide_conv." not in k]
     if missing_enc:
         raise ValueError(f"DNABERT-2 checkpoint {path} lacks {len(missing_enc)} encoder weight(s): "
                          f"{', '.join(missing_enc[:5])}{' ...' if len(missing_enc) > 5 else ''}")

@@ -48,7 +48,6 @@ class TrainConfig:
     bf16: str | bool = "auto"  # autocast to bfloat16 on CUDA
     device: str = "auto"
     freeze_layers: int = 0  # freeze the embeddings and the first N encoder layers (large checkpoints)
-    head_lr_scale: float = 1.0  # learning-rate multiplier of the weights a pretrained encoder lacks (HEAD_WEIGHTS)
     random_state: int = 0
     progress: bool | None = None
 
@@ -115,28 +114,16 @@ def _freeze(model, n_layers: int) -> None:
             p.requires_grad_(False)
 
 
-#: parameter-name parts of the weights fine-tuning adds to a pretrained encoder (the classifier, the nucleotide
-#: convolution and its allele map): ``TrainConfig.head_lr_scale`` multiplies their learning rate
-HEAD_WEIGHTS = ("classifier.", "nucleotide_conv.", "nucleotide_delta.")
-
-
-def is_head_weight(name: str) -> bool:
-    """True for a parameter fine-tuning adds to a pretrained encoder (:data:`HEAD_WEIGHTS`)."""
-    return name.startswith(HEAD_WEIGHTS[0]) or any(f".{h}" in name for h in HEAD_WEIGHTS[1:])
-
-
 def _optimizer(model, cfg: TrainConfig, total_steps: int):
     import torch
 
-    groups = {}  # (weight decay?, head weight with its own rate?) -> parameters (default: two groups, as always)
+    decay, no_decay = [], []
     for name, p in model.named_parameters():
         if p.requires_grad:
-            decay = not (p.ndim < 2 or "LayerNorm" in name or "layernorm" in name)
-            groups.setdefault((decay, cfg.head_lr_scale != 1.0 and is_head_weight(name)), []).append(p)
-    on_cuda = any(p.is_cuda for ps in groups.values() for p in ps)
-    opt = torch.optim.AdamW([{"params": ps, "weight_decay": cfg.weight_decay if decay else 0.0,
-                              "lr": cfg.learning_rate * (cfg.head_lr_scale if head else 1.0)}
-                             for (decay, head), ps in groups.items()], lr=cfg.learning_rate, fused=on_cuda or None)
+            (no_decay if p.ndim < 2 or "LayerNorm" in name or "layernorm" in name else decay).append(p)
+    on_cuda = any(p.is_cuda for p in decay + no_decay)
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.learning_rate, fused=on_cuda or None)
     warm = int(round(cfg.warmup_ratio * total_steps))
 
     def schedule(step):
@@ -296,8 +283,7 @@ def model_inputs(model, tokenizer, sequences, alt_sequences=None, *, max_length:
     ``alt_attention_mask`` (``alt_sequences`` required); for ``classifier_pooling "centre"`` the ``pool_mask`` (and
     ``alt_pool_mask``) of the tokens around the window centre (the SNV: windows are centred on it); for a
     nucleotide convolution (``nucleotide_conv_width > 0``) the bases ``nucleotide_ids`` (n, bases) and each token's
-    ``token_spans`` (n, L, 2) (and ``alt_*``); for a reference head with ``nucleotide_conv_alleles`` the
-    alternative windows' bases ``alt_nucleotide_ids``."""
+    ``token_spans`` (n, L, 2) (and ``alt_*``)."""
     import torch
 
     from .models import is_pair_model
@@ -322,19 +308,11 @@ def model_inputs(model, tokenizer, sequences, alt_sequences=None, *, max_length:
     x = one(seqs, "")
     if is_pair_model(model):
         if alt_sequences is None:
-            raise ValueError("this model scores SNVs from both alleles (a siamese head or nucleotide_conv_alleles): "
-                             "pass alt_sequences")
+            raise ValueError("a siamese model scores SNVs from both alleles: pass alt_sequences")
         alt = list(alt_sequences)
         if len(alt) != len(seqs):
             raise ValueError(f"{len(seqs)} reference but {len(alt)} alternative windows")
-        if getattr(cfg, "classifier_head", "reference") == "siamese":
-            x.update(one(alt, "alt_"))
-        else:  # a one-window model whose convolution also reads the alternative allele's bases
-            bad = next((i for i, (a, r) in enumerate(zip(alt, seqs)) if len(a) != len(r)), None)
-            if bad is not None:
-                raise ValueError(f"nucleotide_conv_alleles: window {bad} has {len(seqs[bad])} reference but "
-                                 f"{len(alt[bad])} alternative bases")
-            x["alt_nucleotide_ids"] = nucleotide_ids(alt, width=x["nucleotide_ids"].shape[1])
+        x.update(one(alt, "alt_"))
     return x
 
 
