@@ -78,13 +78,28 @@ def _failure_message(exc, notebook: Path, out: Path) -> str:
     return f"chapter {notebook.name} failed in {where}: {ename}: {evalue}\n  executed copy with the traceback: {out}"
 
 
+def _ipc_kernel_manager():
+    """A kernel manager that talks to the kernel over local IPC sockets (in Jupyter's runtime directory) instead of
+    unencrypted TCP, so the kernel has no reason to warn about transport encryption at every chapter."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class IPCKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _default_transport(self):
+            return "ipc"
+
+    return IPCKernelManager
+
+
 def run_chapter(notebook: Path, params: dict, out: Path, *, kernel_name: str = "python3", log_output: bool = False) -> None:
     import papermill as pm
 
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         pm.execute_notebook(str(notebook), str(out), parameters=params, kernel_name=kernel_name,
-                            cwd=str(notebook.parent), progress_bar=False, log_output=log_output)
+                            cwd=str(notebook.parent), progress_bar=False, log_output=log_output,
+                            kernel_manager_class=_ipc_kernel_manager())
     except pm.PapermillExecutionError as exc:
         raise ChapterFailed(_failure_message(exc, notebook, out)) from None
     _relative_papermill_paths(out)
@@ -137,7 +152,7 @@ def run_book(profile: str = "smoke", chapter_ids=None, *, force: bool = False, n
         stamp.write_text(json.dumps({"key": key, "profile": profile, "params": params_all[cid], "seconds": round(dt, 1)}, default=str))
         records.append({"chapter": cid, "status": "ran", "seconds": dt, "output": str(out)})
         if verbose:
-            print(f"      done in {dt:.1f} s -> {out}", flush=True)
+            print(f"      done in {dt:.1f} s -> {config.shown(out)}", flush=True)
     return records
 
 
