@@ -4,11 +4,12 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PROFILE ?= default
+REMOTE ?= origin
 N ?=
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help env data book chapters chapter figures html test test-fast lab clean clean-all
+.PHONY: help env data book chapters chapter figures html publish test test-fast lab clean clean-all
 
 help:  ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -40,6 +41,12 @@ html: $(STAMP)  ## render the executed chapters as HTML (build/_build/html/index
 	@echo "book: $(CURDIR)/build/_build/html/index.html"
 
 book: chapters html  ## execute all chapters on the embedded simulator and render the book
+
+publish:  ## push the rendered book (build/_build/html) to the gh-pages branch of REMOTE (ghp-import)
+	@git remote get-url $(REMOTE) >/dev/null 2>&1 || { echo "make publish: no git remote '$(REMOTE)' to push gh-pages to (git remote add $(REMOTE) URL, or REMOTE=name)" >&2; exit 2; }
+	@test -f build/_build/html/index.html || { echo "make publish: build/_build/html/index.html is missing; run make book first" >&2; exit 2; }
+	@$(MAKE) --no-print-directory env
+	$(VENV)/bin/ghp-import --no-jekyll --push --force --remote $(REMOTE) --message "Rendered book ($(PROFILE) profile)" build/_build/html
 
 figures: $(STAMP)  ## rebuild the paper figures from saved results (no refitting)
 	$(PY) -m allelic.figures

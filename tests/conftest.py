@@ -1,7 +1,11 @@
 """Shared fixtures: a small simulated data set, real-data folders, and the paths of the book."""
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -80,3 +84,33 @@ def pair_toy():
     """``pair_toy(n, rng)``: a DataFrame ``seq_ref, seq_alt, label`` where only the alternative allele tells the
     classes apart (see :func:`_pair_toy`)."""
     return _pair_toy
+
+
+def glued(nb_path: Path) -> dict:
+    """Glued values (text/plain) of an executed notebook, by key."""
+    out = {}
+    for cell in json.loads(nb_path.read_text())["cells"]:
+        for o in cell.get("outputs", []):
+            key = o.get("metadata", {}).get("scrapbook", {}).get("name")
+            if key and "text/plain" in o.get("data", {}):
+                text = o["data"]["text/plain"]
+                out[key] = "".join(text) if isinstance(text, list) else text
+    return out
+
+
+@pytest.fixture(scope="session")
+def built(root, tmp_path_factory):
+    """Every chapter executed in the smoke profile in a temporary folder, then the book rendered there with warnings
+    as errors: ``(folder, runner process, build process)``; the HTML is in ``folder/_build/html``."""
+    tmp = tmp_path_factory.mktemp("book")
+    env = {**os.environ, "ALLELIC_BUILD_DIR": str(tmp / "build"), "ALLELIC_RESULTS_DIR": str(tmp / "results"),
+           "ALLELIC_DATA_DIR": str(tmp / "data")}
+    run = subprocess.run([sys.executable, "-m", "allelic.run", "--profile", "smoke"], cwd=root, env=env,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    shutil.copy(root / "_config.yml", tmp / "_config.yml")
+    shutil.copytree(root / "book", tmp / "book")
+    jb = Path(sys.executable).with_name("jupyter-book")
+    build = subprocess.run([str(jb), "build", ".", "--toc", "book/_toc.yml", "--config", "_config.yml", "-W", "-n", "--keep-going"],
+                           cwd=tmp, env=env, capture_output=True, text=True)
+    return tmp, run, build

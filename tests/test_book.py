@@ -1,4 +1,5 @@
-"""Execute every chapter in the smoke profile with the runner, then render the book with warnings as errors."""
+"""Execute every chapter in the smoke profile with the runner, then render the book with warnings as errors (the
+``built`` fixture of conftest.py, shared with the browser test)."""
 import json
 import os
 import re
@@ -9,35 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from conftest import glued as _glued
+
 pytestmark = pytest.mark.notebooks
-
-
-def _glued(nb_path: Path) -> dict:
-    """Glued values (text/plain) of an executed notebook, by key."""
-    out = {}
-    for cell in json.loads(nb_path.read_text())["cells"]:
-        for o in cell.get("outputs", []):
-            key = o.get("metadata", {}).get("scrapbook", {}).get("name")
-            if key and "text/plain" in o.get("data", {}):
-                text = o["data"]["text/plain"]
-                out[key] = "".join(text) if isinstance(text, list) else text
-    return out
-
-
-@pytest.fixture(scope="module")
-def built(root, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("book")
-    env = {**os.environ, "ALLELIC_BUILD_DIR": str(tmp / "build"), "ALLELIC_RESULTS_DIR": str(tmp / "results"),
-           "ALLELIC_DATA_DIR": str(tmp / "data")}
-    run = subprocess.run([sys.executable, "-m", "allelic.run", "--profile", "smoke"], cwd=root, env=env,
-                         capture_output=True, text=True)
-    assert run.returncode == 0, run.stdout + run.stderr
-    shutil.copy(root / "_config.yml", tmp / "_config.yml")
-    shutil.copytree(root / "book", tmp / "book")
-    jb = Path(sys.executable).with_name("jupyter-book")
-    build = subprocess.run([str(jb), "build", ".", "--toc", "book/_toc.yml", "--config", "_config.yml", "-W", "-n", "--keep-going"],
-                           cwd=tmp, env=env, capture_output=True, text=True)
-    return tmp, run, build
 
 
 def test_every_chapter_executed_and_wrote_results(built, root):
@@ -59,3 +34,29 @@ def test_book_builds_without_warnings_and_shows_glued_numbers(built):
     assert glued["n_het_snvs"] in ch1 and "<img" in ch1
     intro = (html / "book" / "intro.html").read_text()
     assert glued["n_het_snvs"] in intro  # cross-page glue reached the introduction
+
+
+def test_pages_workflow_builds_the_smoke_book_and_deploys_it(root):
+    import yaml
+
+    wf = yaml.safe_load((root / ".github" / "workflows" / "book.yml").read_text())
+    on = wf.get("on", wf.get(True))  # YAML 1.1 reads the key `on` as True
+    assert "main" in on["push"]["branches"] and "workflow_dispatch" in on
+    assert wf["permissions"]["pages"] == "write" and wf["permissions"]["id-token"] == "write"
+    build = wf["jobs"]["build"]["steps"]
+    runs = " ".join(s.get("run", "") for s in build)
+    assert "make book PROFILE=smoke" in runs and "torch==2.13.0" in runs
+    upload = next(s for s in build if s.get("uses", "").startswith("actions/upload-pages-artifact"))
+    html_target = next(line for line in (root / "Makefile").read_text().splitlines() if "jupyter-book build" in line)
+    assert upload["with"]["path"] == "build/_build/html" and "--path-output build" in html_target
+    assert wf["jobs"]["deploy"]["needs"] == "build"
+    assert wf["jobs"]["deploy"]["steps"][0]["uses"].startswith("actions/deploy-pages")
+
+
+def test_make_publish_refuses_without_a_remote(root, tmp_path):
+    """No remote named REMOTE: make publish stops before touching anything, and says why."""
+    r = subprocess.run(["make", "--no-print-directory", "publish", "REMOTE=no-such-remote-here"], cwd=root,
+                       capture_output=True, text=True)
+    assert r.returncode != 0
+    assert "no git remote 'no-such-remote-here'" in r.stderr
+    assert "ghp-import" not in r.stdout

@@ -36,11 +36,25 @@ def test_figures_from_saved_results(tmp_path, monkeypatch):
     pd.DataFrame({"assay": ["CTCF", "CTCF", "RNA", "RNA"], "score": ["score_transformer", "score_cnn"] * 2,
                   "auroc_gain": [0.2, 0.1, 0.01, 0.03], "gain_low": [0.15, 0.05, -0.01, 0.0],
                   "gain_high": [0.25, 0.15, 0.03, 0.06]}).to_csv(tmp_path / "07" / "scores.tsv", sep="\t", index=False)
+    (tmp_path / "04").mkdir()
+    seq = "ACGT" * 50
+    tokens = [{"start": i, "end": i + 4, "piece": seq[i:i + 4], "pooled": 96 <= i <= 100} for i in range(0, 200, 4)]
+    spec = {"sequence": seq, "alt": "G", "snv": 100, "tokens": tokens, "n_tokens": 50, "vocab_size": 512,
+            "hidden_size": 128, "layers": 2, "heads": 4, "parameters": 617218, "head": "reference",
+            "pooling": "centre", "centre_flank": 4, "nucleotide_conv": 15, "score": 0.9, "pretraining": None}
+    import json
+
+    (tmp_path / "04" / "figure_9a.json").write_text(json.dumps(spec))
     monkeypatch.setenv("ALLELIC_RESULTS_DIR", str(tmp_path))
     assert figures.main(["--out", str(tmp_path / "fig")]) == 0
     assert sorted(p.name for p in (tmp_path / "fig").iterdir()) == ["01_overview.png", "02_imbalance_tests.png",
-                                                                    "05_figure_9b.png", "06_figure_9c.png",
+                                                                    "04_figure_9a.png", "05_figure_9b.png", "06_figure_9c.png",
                                                                     "06_logos.png", "07_tissue_effects.png"]
+    fig9a = figures.from_results("04_figure_9a", tmp_path)  # drawn from the saved spec, no model loaded
+    texts = [t.get_text() for t in fig9a.axes[0].texts]
+    assert "P(allele-specific)\n= 0.900" in texts and "G" in texts           # the score and the alternative allele
+    assert sum(t in {tk["piece"] for tk in tokens} for t in texts) == 12      # tokens 76..120 overlap bases 78..121
+    assert any("2 layers × 4 heads, hidden 128" in t and "15-bp convolution" in t for t in texts)
     gains = figures.from_results("07_tissue_effects", tmp_path)
     ax = gains.axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["fine-tuned transformer", "CNN"]  # by gain, then labels

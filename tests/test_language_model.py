@@ -182,3 +182,25 @@ def test_comparison_results_do_not_depend_on_n_jobs(checkpoint):
     cols = ["fold", "seed", "assay", "model", "auroc", "auprc", "n_train", "n_test"]
     pd.testing.assert_frame_equal(m1[cols], m2[cols])
     pd.testing.assert_frame_equal(s1, s2)
+
+
+def test_figure_9a_spec_describes_the_window_the_model_reads(pair_examples, checkpoint):
+    model = load_model(checkpoint, task="classification", num_labels=2, classifier_pooling="centre",
+                       classifier_centre_flank=4)
+    tok = load_tokenizer(checkpoint)
+    row = pair_examples.iloc[0]
+    spec = lm.figure_9a_spec(model, tok, row["seq_ref"], row["seq_alt"], score=0.25)
+    tokens = spec["tokens"]
+    # the BPE pieces spell the window end to end, each at the offsets it claims
+    assert "".join(t["piece"] for t in tokens) == row["seq_ref"]
+    assert tokens[0]["start"] == 0 and tokens[-1]["end"] == 200
+    assert all(a["end"] == b["start"] for a, b in zip(tokens, tokens[1:]))
+    assert all(row["seq_ref"][t["start"]:t["end"]] == t["piece"] for t in tokens)
+    # pooled: exactly the tokens overlapping the SNV +- 4 bp
+    assert [t["pooled"] for t in tokens] == [t["start"] <= 104 and t["end"] > 96 for t in tokens]
+    assert spec["snv"] == 100 and spec["alt"] == row["seq_alt"][100] != row["seq_ref"][100]
+    assert (spec["layers"], spec["heads"], spec["hidden_size"], spec["vocab_size"]) == (2, 4, 32, 128)
+    assert spec["parameters"] == sum(p.numel() for p in model.parameters()) and spec["score"] == 0.25
+    other = row["seq_alt"][:10] + ("A" if row["seq_alt"][10] != "A" else "C") + row["seq_alt"][11:]
+    with pytest.raises(ValueError, match="differ at the centre base 100 only"):
+        lm.figure_9a_spec(model, tok, row["seq_ref"], other)

@@ -43,6 +43,18 @@ def imbalance_tests(t: pd.DataFrame):
     return fig
 
 
+def figure_9a(spec: dict):
+    """Chapter 04 (paper figure 9A): the model as a schematic drawn from one held-out window, its tokens and the
+    model's probability (``results/04/figure_9a.json`` of :func:`allelic.language_model.figure_9a_spec`)."""
+    return pl.model_schematic(spec)
+
+
+def _figure_9a_from_file(path: Path):
+    import json
+
+    return figure_9a(json.loads(path.read_text()))
+
+
 def figure_9b(metrics: pd.DataFrame, *, metric: str = "auroc"):
     """Chapter 05 (paper figure 9B): held-out AUROC per assay, one box per method over folds x seeds, the
     transformer highlighted (``results/05/fold_metrics.tsv``)."""
@@ -95,7 +107,7 @@ def _logos_from_files(table: pd.DataFrame, meme: Path):
 
 #: figure name -> (results table(s) it is drawn from, drawing function)
 FIGURES = {"01_overview": ("01/counts.tsv.gz", overview), "02_imbalance_tests": ("02/imbalance.tsv.gz", imbalance_tests),
-           "05_figure_9b": ("05/fold_metrics.tsv", figure_9b),
+           "04_figure_9a": ("04/figure_9a.json", _figure_9a_from_file), "05_figure_9b": ("05/fold_metrics.tsv", figure_9b),
            "06_figure_9c": (("06/simulator/profile.tsv", "06/simulator/enrichment.tsv"), figure_9c),
            "06_logos": (("06/simulator/motifs.tsv", "06/simulator/motifs.meme"), _logos_from_files),
            "07_tissue_effects": ("07/scores.tsv", tissue_effects)}

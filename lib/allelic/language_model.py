@@ -248,14 +248,18 @@ def pretrained_checkpoint(examples: pd.DataFrame, *, spec, corpus=None, model_di
     return pretrain(training_windows(examples), spec=spec, exclude=held, progress=progress).checkpoint
 
 
+def _pretrained_on(card: dict) -> str:
+    """``"<n> windows of <corpus files or source>"`` from a pretraining card."""
+    corpus = card.get("corpus", {})
+    files = ", ".join(f.get("name", "?") for f in corpus.get("files", [])) if isinstance(corpus, dict) else ""
+    return f"{card.get('n_windows_train', 0):,} windows of {files or card.get('source') or 'given sequences'}"
+
+
 def pretraining_summary(card: dict) -> str:
     """One sentence on what a pretrained checkpoint saw and how well it fills in masked tokens (from its card)."""
     if "n_windows_train" not in card:  # not pretrained here (e.g. a published checkpoint)
         return card.get("pretraining", "pretraining unknown")
-    corpus = card.get("corpus", {})
-    files = ", ".join(f.get("name", "?") for f in corpus.get("files", [])) if isinstance(corpus, dict) else ""
-    what = files or card.get("source") or "given sequences"
-    seen = (f"MLM pretraining on {card.get('n_windows_train', 0):,} windows of {what} "
+    seen = (f"MLM pretraining on {_pretrained_on(card)} "
             f"({card.get('tokens_seen', 0):,} tokens seen)")
     if not card.get("heldout"):
         return seen + ", no held-out windows"
@@ -358,3 +362,38 @@ def describe_candidate(row) -> str:
     w = row.get("nucleotide_conv", 0)
     conv = f", {int(w)}-bp nucleotide convolution" if w and w == w else ""
     return f"{row['head']} head, {pool}{conv}, learning rate {row['learning_rate']:g}"
+
+
+def figure_9a_spec(model, tokenizer, sequence: str, alt_sequence: str, *, score: float | None = None,
+                   card: dict | None = None) -> dict:
+    """What paper figure 9A draws for one window (:func:`allelic.figures.figure_9a`): the window and its SNV, the
+    tokenizer's pieces with their base spans, the tokens the classifier pools, the encoder's size, what it was
+    pretrained on (from the pretraining ``card``, :func:`describe_checkpoint`) and the model's probability that the
+    SNV is allele-specific (``score``). A plain dict, saved as JSON by chapter 04."""
+    from .models import model_summary
+    from .tokenize import centre_mask, encode, token_spans
+
+    if len(sequence) != len(alt_sequence):
+        raise ValueError(f"reference window has {len(sequence)} bases, alternative {len(alt_sequence)}")
+    snv = len(sequence) // 2
+    diff = [i for i, (a, b) in enumerate(zip(sequence.upper(), alt_sequence.upper())) if a != b]
+    if diff != [snv]:
+        raise ValueError(f"the windows must differ at the centre base {snv} only (they differ at {diff})")
+    ids = encode(tokenizer, [sequence])["input_ids"]
+    start, end = (t[0].tolist() for t in token_spans(tokenizer, ids))
+    cfg = model.config
+    pooling = getattr(cfg, "classifier_pooling", "cls")
+    flank = int(getattr(cfg, "classifier_centre_flank", 4))
+    pooled = (centre_mask(tokenizer, ids, centre=snv, flank=flank)[0].tolist() if pooling == "centre"
+              else [False] * len(start))
+    pieces = tokenizer.convert_ids_to_tokens(ids[0].tolist())
+    tokens = [{"start": s, "end": e, "piece": p, "pooled": bool(m)}
+              for s, e, p, m in zip(start, end, pieces, pooled) if e > s]
+    size = model_summary(model)
+    return {"sequence": sequence, "alt": alt_sequence[snv], "snv": snv, "tokens": tokens,
+            "n_tokens": len(tokens), "vocab_size": size["vocab"], "hidden_size": size["hidden"],
+            "layers": size["layers"], "heads": size["heads"], "parameters": size["n_parameters"],
+            "head": getattr(cfg, "classifier_head", "reference"), "pooling": pooling, "centre_flank": flank,
+            "nucleotide_conv": int(getattr(cfg, "nucleotide_conv_width", 0) or 0),
+            "score": None if score is None else float(score),
+            "pretraining": _pretrained_on(card) if card and "n_windows_train" in card else None}

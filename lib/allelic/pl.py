@@ -345,3 +345,79 @@ def bad_label(b: float) -> str:
 
     f = Fraction(b).limit_denominator(6)
     return str(f.numerator) if f.denominator == 1 else f"{f.numerator}/{f.denominator}"
+
+
+def model_schematic(spec: dict, *, show_bp: int = 22, ax=None):
+    """Paper figure 9A drawn from :func:`allelic.language_model.figure_9a_spec`: the window around the SNV (the
+    central ``2 * show_bp`` bases spelled out, the SNV's two alleles marked), the tokenizer's pieces over those bases
+    (the pooled ones filled), the encoder, the pooling and classifier, and the model's probability for this SNV."""
+    from matplotlib.patches import FancyArrowPatch, Rectangle
+
+    fig, ax = _ax(ax, (11, 5.6))
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(0, 1)
+    ax.set_axis_off()
+    seq, snv = spec["sequence"].upper(), int(spec["snv"])
+    lo, hi = max(0, snv - show_bp), min(len(seq), snv + show_bp)
+    x0, x1 = 0.06, 0.94
+    step = (x1 - x0) / (hi - lo)
+
+    def bx(i):  # left edge of base i in axis coordinates
+        return x0 + (i - lo) * step
+
+    blue, grey, red = "#1f77b4", "#7f7f7f", "#d62728"
+    # the whole window, and the zoomed stretch
+    ax.plot([0.2, 0.8], [0.95, 0.95], color=grey, lw=3, solid_capstyle="butt")
+    zl, zr = 0.2 + 0.6 * lo / len(seq), 0.2 + 0.6 * hi / len(seq)
+    ax.plot([zl, zr], [0.95, 0.95], color=blue, lw=5, solid_capstyle="butt")
+    ax.text(0.5, 0.985, f"{len(seq)}-bp window, SNV at offset {snv}", ha="center", va="center", fontsize=10)
+    for a, b in ((zl, x0), (zr, x1)):
+        ax.plot([a, b], [0.94, 0.86], color=blue, lw=0.8, ls=":")
+    # the bases, the SNV's alleles
+    for i in range(lo, hi):
+        ax.text(bx(i) + step / 2, 0.83, seq[i], ha="center", va="center", family="monospace", fontsize=9,
+                color=red if i == snv else "black", weight="bold" if i == snv else "normal")
+    ax.text(bx(snv) + step / 2, 0.77, spec["alt"], ha="center", va="center", family="monospace", fontsize=9,
+            color=red, weight="bold")
+    ax.text(x0 - 0.01, 0.83, "ref", ha="right", va="center", fontsize=8, color=grey)
+    ax.text(x0 - 0.01, 0.77, "alt", ha="right", va="center", fontsize=8, color=grey)
+    # the tokens over those bases
+    for t in spec["tokens"]:
+        s, e = max(t["start"], lo), min(t["end"], hi)
+        if e <= s:
+            continue
+        ax.add_patch(Rectangle((bx(s) + 0.001, 0.64), (e - s) * step - 0.002, 0.08, linewidth=0.8,
+                               edgecolor=blue, facecolor=blue if t["pooled"] else "white", alpha=0.35 if t["pooled"] else 1))
+        if (e - s) * step > 0.03:
+            ax.text(bx(s) + (e - s) * step / 2, 0.68, t["piece"], ha="center", va="center", fontsize=6.5,
+                    family="monospace", clip_on=True)
+    ax.text(x0 - 0.01, 0.68, "tokens", ha="right", va="center", fontsize=8, color=grey)
+    ax.text(0.5, 0.60, f"BPE tokenizer: {spec['n_tokens']} tokens for the window (vocabulary {spec['vocab_size']:,})",
+            ha="center", va="center", fontsize=9)
+
+    def box(x, y, w, h, text, fc="#eef3fa"):
+        ax.add_patch(Rectangle((x, y), w, h, facecolor=fc, edgecolor=blue, linewidth=1))
+        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=9, wrap=True)
+
+    def arrow(a, b):
+        ax.add_patch(FancyArrowPatch(a, b, arrowstyle="-|>", mutation_scale=12, color=grey, lw=1))
+
+    arrow((0.5, 0.575), (0.5, 0.50))
+    conv = (f"+ a {spec['nucleotide_conv']}-bp convolution over the bases, added to the token embeddings\n"
+            if spec.get("nucleotide_conv") else "")
+    box(0.12, 0.34, 0.76, 0.16, f"DNABERT-2 encoder (MosaicBERT): {spec['layers']} layers × {spec['heads']} heads, "
+                                f"hidden {spec['hidden_size']}, ALiBi attention, gated MLP\n{conv}"
+                                f"{spec['parameters']:,} parameters"
+                                + (f", pretrained on {spec['pretraining']}" if spec.get("pretraining") else ""))
+    arrow((0.5, 0.34), (0.5, 0.29))
+    pool = {"centre": f"mean of the tokens within\n±{spec['centre_flank']} bp of the SNV (filled above)",
+            "mean": "mean of all tokens", "cls": "[CLS] token"}.get(spec["pooling"], spec["pooling"])
+    head = ("both alleles' windows:\n[e_ref, e_alt, e_alt − e_ref]" if spec["head"] == "siamese"
+            else "the reference window")
+    box(0.04, 0.10, 0.40, 0.19, f"pooling: {pool}\nhead: {head}")
+    arrow((0.44, 0.195), (0.52, 0.195))
+    box(0.52, 0.10, 0.18, 0.19, "linear classifier\nsoftmax")
+    arrow((0.70, 0.195), (0.76, 0.195))
+    verdict = "P(allele-specific)" + (f"\n= {spec['score']:.3f}" if spec.get("score") is not None else "")
+    box(0.76, 0.10, 0.20, 0.19, verdict, fc="#fbeaea")
+    return fig
