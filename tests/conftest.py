@@ -87,13 +87,15 @@ def pair_toy():
 
 
 def glued(nb_path: Path) -> dict:
-    """Glued values (text/plain) of an executed notebook, by key."""
+    """Glued values (text/plain) of an executed notebook, by key; hidden ones (``display=False``) included."""
     out = {}
     for cell in json.loads(nb_path.read_text())["cells"]:
         for o in cell.get("outputs", []):
-            key = o.get("metadata", {}).get("scrapbook", {}).get("name")
-            if key and "text/plain" in o.get("data", {}):
-                text = o["data"]["text/plain"]
+            book = o.get("metadata", {}).get("scrapbook", {})
+            key, data = book.get("name"), o.get("data", {})
+            mime = next((m for m in ("text/plain", book.get("mime_prefix", "") + "text/plain") if m in data), None)
+            if key and mime:
+                text = data[mime]
                 out[key] = "".join(text) if isinstance(text, list) else text
     return out
 
