@@ -60,3 +60,12 @@ def test_make_publish_refuses_without_a_remote(root, tmp_path):
     assert r.returncode != 0
     assert "no git remote 'no-such-remote-here'" in r.stderr
     assert "ghp-import" not in r.stdout
+
+
+def test_rendered_pages_show_no_path_of_the_building_machine(built, root):
+    """Parameter tables, papermill metadata and printed paths are shown relative to the project."""
+    tmp, run, _ = built
+    leaks = [(p.name, where) for p in (tmp / "_build" / "html").rglob("*.html")
+             for where in (str(root), str(tmp)) if where in p.read_text(errors="replace")]
+    assert not leaks, leaks[:10]
+    assert str(tmp) not in run.stdout  # the runner's progress lines too
