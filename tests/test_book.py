@@ -21,6 +21,11 @@ def test_every_chapter_executed_and_wrote_results(built, root):
     assert sorted(p.name for p in (tmp / "build" / "executed").glob("*.ipynb")) == chapters
     assert (tmp / "results" / "01" / "counts.tsv.gz").is_file()
     assert "done in" in run.stdout
+    # a quiet build: one progress line per chapter and its time, nothing from the kernels
+    lines = run.stdout.strip().splitlines()
+    assert len(lines) == 2 * len(chapters), lines
+    assert all(re.match(r"\[\d/\d\] \d\d_\w+\.ipynb \(profile smoke\) \.\.\.$|      done in [\d.]+ s -> ", ln) for ln in lines)
+    assert "IPKernelApp" not in run.stderr and "running over TCP" not in run.stderr, run.stderr[-2000:]
 
 
 def test_book_builds_without_warnings_and_shows_glued_numbers(built):
