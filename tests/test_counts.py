@@ -400,8 +400,10 @@ def test_contig_naming(data):
     res = count_alleles(data["bam"], v, contig_map={"1": "chr1", "2": "chr2"}, progress=False)
     assert list(res.table["chrom"]) == ["1", "2"]  # variants' naming kept
     assert _row(res.table, "1", 101).alt_count == 4
-    # only one contig mapped: the other SNV is off_contig, not an error
-    res = count_alleles(data["bam"], v, contig_map={"1": "chr1"}, progress=False)
+    # only one contig mapped: the other SNV is off_contig, not an error, and a warning says so with the fix
+    with pytest.warns(UserWarning, match=r"s1\.bam: 1 of 2 SNVs lie on 1 contig\(s\) not in the BAM header "
+                                         r"\(\['2'\]\) and went to the ledger as off_contig; .*\{'2': 'chr2'\}"):
+        res = count_alleles(data["bam"], v, contig_map={"1": "chr1"}, progress=False)
     assert list(res.ledger.table()["reason"]) == ["off_contig"] and list(res.ledger.table()["record"]) == ["2:101"]
 
 
@@ -621,3 +623,39 @@ def test_read_vcf_ad_real_hek293():
         assert (t["total"] == t["ref_count"] + t["alt_count"]).all()
         # upstream kept only records with both AD values > 4
         assert (t[["ref_count", "alt_count"]] > 4).all().all(), name
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_corrupt_bam_error_names_the_file_and_region(small_sim, tmp_path, n_jobs):
+    """A BAM corrupted in the middle (header and EOF marker intact, so it opens): the error names the file and the
+    region being read, with n_jobs=1 (where closing the broken file used to hide it) and with worker processes."""
+    bam = Path(max(small_sim.bams().values(), key=lambda p: os.path.getsize(p)))
+    bad = tmp_path / "broken.bam"
+    shutil.copy(bam, bad)
+    shutil.copy(f"{bam}.bai", f"{bad}.bai")
+    raw = bytearray(bad.read_bytes())
+    blocks = [m.start() for m in re.finditer(re.escape(b"\x1f\x8b\x08\x04"), bytes(raw))]  # BGZF block starts
+    assert len(blocks) >= 4  # header block, read blocks, EOF marker
+    start = blocks[len(blocks) // 2] + 30  # inside a block of reads: the header and the EOF marker survive
+    raw[start:start + 2000] = bytes(2000)
+    bad.write_bytes(bytes(raw))
+    donor = pysam.VariantFile(str(small_sim.vcf)).header.samples[0]
+    v = read_het_snvs(small_sim.vcf, sample=donor).table
+    with pytest.raises(OSError, match=r"broken\.bam: reading chr\d+:\d+-\d+ failed .*samtools index") as e:
+        count_alleles(bad, v, n_jobs=n_jobs, progress=False)
+    assert "Closing failed" not in str(e.value)
+
+
+def test_vcf_without_ad_or_without_records_says_so(tmp_path):
+    no_ad = VCF_HEADER.replace('##FORMAT=<ID=AD,Number=R,Type=Integer,Description="Allelic depths">\n', "")
+    no_ad = no_ad.replace("\tS2", "")
+    path = _write_vcf(tmp_path / "gt_only.vcf", no_ad, [("chr1", 101, ".", "A", "G", ".", "PASS", ".", "GT", "0/1")])
+    with pytest.raises(ValueError, match=r"gt_only\.vcf\.gz: the header declares no FORMAT/AD and the first record "
+                                         r"\(chr1:101\) has none.*FORMAT fields here: \['GT'\]"):
+        read_vcf_ad(path)
+    empty = _write_vcf(tmp_path / "empty.vcf", AD_HEADER, [])
+    with pytest.warns(UserWarning, match=r"empty\.vcf\.gz: the VCF has a header but no records"):
+        res = read_vcf_ad(empty)
+    assert res.table.empty and res.ledger.table().empty
+    with pytest.warns(UserWarning, match="header but no records"):
+        assert read_het_snvs(empty).table.empty

@@ -40,6 +40,7 @@ import multiprocessing
 import os
 import re
 import sys
+import warnings
 from collections import defaultdict
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -215,6 +216,10 @@ def _vcf_record_line(path: Path, k: int) -> tuple[int | str, str]:
     return "?", "?"
 
 
+def _warn_no_records(path: Path) -> None:
+    warnings.warn(f"{path}: the VCF has a header but no records; nothing was read from it", stacklevel=3)
+
+
 def _iter_vcf(vf: pysam.VariantFile, path: Path):
     """Yield records; a parse error names the file, the line number and the offending line."""
     it = iter(vf)
@@ -305,7 +310,9 @@ def read_het_snvs(vcf_path, sample=None, *, contig_map=None, require_phased=Fals
     with _open_vcf(path) as vf:
         sample = _pick_sample(vf, sample, path)
         s_idx = list(vf.header.samples).index(sample)
+        n_records = 0
         for rec in _iter_vcf(vf, path):
+            n_records += 1
             chrom, pos = rec.chrom, rec.pos
             out_chrom = contig_map.get(chrom, chrom)
             where = f"{chrom}:{pos}"
@@ -333,6 +340,8 @@ def read_het_snvs(vcf_path, sample=None, *, contig_map=None, require_phased=Fals
             alleles = (ref.upper(), alts[0].upper())
             vid = rec.id if rec.id else f"{out_chrom}:{pos}:{alleles[0]}:{alleles[1]}"
             rows.append((out_chrom, pos, alleles[0], alleles[1], alleles[gt[0]], alleles[gt[1]], phased, vid))
+    if n_records == 0:
+        _warn_no_records(path)
     table = pd.DataFrame(rows, columns=VARIANT_COLUMNS)
     table["pos"] = table["pos"].astype(np.int64)
     table["phased"] = table["phased"].astype(bool)
@@ -369,12 +378,20 @@ def read_vcf_ad(vcf_path, *, sample=None, contig_map=None) -> AlleleCounts:
     step, src = "read_vcf_ad", str(path)
     rows = []
     seen = set()
+    n_records = 0
     with _open_vcf(path) as vf:
         sample = _pick_sample(vf, sample, path)
         s_idx = list(vf.header.samples).index(sample)
+        declared = "AD" in vf.header.formats
         for rec in _iter_vcf(vf, path):
+            n_records += 1
             chrom, pos = rec.chrom, rec.pos
             where = f"{chrom}:{pos}"
+            if n_records == 1 and not declared and "AD" not in rec.format:
+                raise ValueError(
+                    f"{path}: the header declares no FORMAT/AD and the first record ({where}) has none; read_vcf_ad "
+                    f"needs each sample's reference,alternative read counts in AD (FORMAT fields here: "
+                    f"{list(vf.header.formats) or 'none'})")
             ref, alts = rec.ref, rec.alts
             bad = _snv_problem(ref, alts)
             smp = rec.samples[s_idx]
@@ -419,6 +436,8 @@ def read_vcf_ad(vcf_path, *, sample=None, contig_map=None) -> AlleleCounts:
             h1 = float(ad[gt[0]]) if phased else np.nan
             h2 = float(ad[gt[1]]) if phased else np.nan
             rows.append((sample, out_chrom, pos, ref.upper(), alts[0].upper(), ad[0], ad[1], 0, ad[0] + ad[1], h1, h2, np.nan))
+    if n_records == 0:
+        _warn_no_records(path)
     table = _counts_frame(rows)
     return AlleleCounts(table=table, ledger=ledger, params={"source": src, "sample": sample, "contig_map": contig_map})
 
@@ -674,7 +693,17 @@ def _run_task(task, files=None):
         kwargs = {"reference_filename": reference} if (reference and path.lower().endswith(".cram")) else {}
         with _quiet_htslib():
             af = files[(path, reference)] = pysam.AlignmentFile(path, "r", **kwargs)
-    return task_id, [_count_region(af, contig, P, R, A, *opts) for P, R, A in regions]
+    out = []
+    for P, R, A in regions:
+        try:
+            with _quiet_htslib():
+                out.append(_count_region(af, contig, P, R, A, *opts))
+        except (OSError, ValueError) as e:  # corrupt blocks, a truncated file, an index that does not fit the file
+            raise OSError(
+                f"{path}: reading {contig}:{P[0] + 1}-{P[-1] + 1} failed ({type(e).__name__}: {e}); the BAM may be "
+                f"corrupt or truncated, or its index stale (check with `samtools quickcheck -v {path}`, re-create "
+                f"the index with `samtools index {path}`)") from None
+    return task_id, out
 
 
 def _plan_regions(pos0: np.ndarray, gap: int, max_snvs: int):
@@ -815,16 +844,21 @@ def count_alleles(
     n_workers = min(n_jobs, len(tasks))
     show = show_progress(progress)
     if n_workers <= 1:
-        files = {}
+        files, done = {}, False
         try:
             with tqdm(total=total_snvs, unit="SNV", desc="count_alleles", disable=not show) as bar:
                 for _, t in tasks:
                     tid, out = _run_task(t, files)
                     results[tid] = out
                     bar.update(sum(len(x[0]) for x in t[4]))
+            done = True
         finally:
             for af in files.values():
-                af.close()
+                try:
+                    af.close()
+                except OSError:  # closing a file that failed to read: the read error above is the one to report
+                    if done:
+                        raise
     else:
         with ProcessPoolExecutor(max_workers=n_workers, mp_context=_fork_context()) as ex:
             futs = {ex.submit(_run_task, t): t for _, t in tasks}
@@ -909,6 +943,13 @@ def _plan_sample(sample, path, vt, reference, contig_map, fasta, on_ref_mismatch
         why = (f"contig {bam_chrom[i]!r} not in the BAM header" if length[i] < 0
                else f"position beyond the end of {bam_chrom[i]!r} ({length[i]} bp)")
         ledger.add("count_alleles", str(path), f"{var_chrom[i]}:{pos[i]}", "off_contig", f"sample={sample}; {why}")
+    absent = length < 0
+    if absent.any():  # some contigs match, others do not (none matching raised above): say so, not only in the ledger
+        names = list(dict.fromkeys(bam_chrom[absent].tolist()))
+        warnings.warn(
+            f"{path}: {int(absent.sum())} of {len(vt)} SNVs lie on {len(names)} contig(s) not in the BAM header "
+            f"({names[:5]}{' ...' if len(names) > 5 else ''}) and went to the ledger as off_contig; "
+            + _contig_suggestion(names, lengths), stacklevel=3)
     if fasta is not None:
         keep &= _check_reference(fasta, reference, vt, bam_chrom, keep, on_ref_mismatch, ledger, sample, path)
     idx = np.flatnonzero(keep)
