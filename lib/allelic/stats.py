@@ -1030,9 +1030,11 @@ def test_imbalance(table, *, ref_col="ref_count", alt_col="alt_count", group_col
         within each group separately.
     fdr_method : {"bh", "empirical"}
         ``"bh"``: call ``q <= fdr``. ``"empirical"``: call ``p <= t`` with ``t`` from
-        :func:`empirical_fdr_threshold` (binomial calls against a binomial null,
-        beta-binomial calls against the fitted beta-binomial null; over the table,
-        or per group with ``fdr_by_group``). ``q_*`` columns are BH either way.
+        :func:`empirical_fdr_threshold`: both tests' p-values are set against null data
+        simulated from the fitted beta-binomial (null ratio and ``rho`` of each row's
+        group), so the binomial calls are calibrated for the over-dispersion they ignore
+        (AlleleSeq's calibration); over the table, or per group with ``fdr_by_group``.
+        ``q_*`` columns are BH either way.
     ci_level, ci_method : see :func:`allelic_ratio_ci`.
     n_sims, random_state : used only by ``fdr_method="empirical"``.
     ledger : Ledger, optional
@@ -1148,7 +1150,8 @@ def test_imbalance(table, *, ref_col="ref_count", alt_col="alt_count", group_col
         for fi, m in enumerate(fams):
             if not m.size:
                 continue
-            eb = empirical_fdr_threshold(p_b[m], n[m], p_row[m], rho=0.0, fdr=fdr, n_sims=n_sims,
+            # binomial p-values against the over-dispersed null the data have (AlleleSeq's calibration)
+            eb = empirical_fdr_threshold(p_b[m], n[m], p_row[m], rho=rho_row[m], fdr=fdr, n_sims=n_sims,
                                          test="binomial", random_state=rng)
             ebb = empirical_fdr_threshold(p_bb[m], n[m], p_row[m], rho=rho_row[m], fdr=fdr, n_sims=n_sims,
                                           test="betabinomial", random_state=rng)
