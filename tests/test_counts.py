@@ -322,7 +322,8 @@ def test_bad_variants_table(data):
 
 
 def test_n_jobs_identical(data, monkeypatch):
-    """Random paired/single reads with indels, clips, flags: n_jobs=2 == n_jobs=1 == a brute-force count."""
+    """Random paired/single reads with indels, clips, flags: n_jobs=2 == n_jobs=1 == a brute-force count (every SNV
+    kept: random bases make many third alleles)."""
     rng = np.random.default_rng(3)
     snv_pos = {c: sorted(rng.choice(np.arange(30, 970), 120, replace=False).tolist()) for c in LENGTHS}
     alts = {(c, p): _other(GENOME[c][p - 1]) for c in LENGTHS for p in snv_pos[c]}
@@ -345,8 +346,8 @@ def test_n_jobs_identical(data, monkeypatch):
     bam = _write_bam(data["dir"] / "random.bam", reads)
     v = pd.DataFrame([(c, p, GENOME[c][p - 1], alts[(c, p)]) for c in LENGTHS for p in snv_pos[c]],
                      columns=["chrom", "pos", "ref", "alt"])
-    r1 = count_alleles(bam, v, n_jobs=1, progress=False)
-    r2 = count_alleles(bam, v, n_jobs=2, progress=False)
+    r1 = count_alleles(bam, v, n_jobs=1, max_other_fraction=None, progress=False)
+    r2 = count_alleles(bam, v, n_jobs=2, max_other_fraction=None, progress=False)
     pd.testing.assert_frame_equal(r1.table, r2.table)
     pd.testing.assert_frame_equal(r1.ledger.table(), r2.ledger.table())
     # many small regions and tasks (region/task cuts never change a count)
@@ -354,7 +355,7 @@ def test_n_jobs_identical(data, monkeypatch):
     for k, val in {"_TASK_SNVS": 7, "_MIN_TASK_SNVS": 5, "_MIN_GAP": 10, "_MAX_GAP": 10}.items():
         monkeypatch.setattr(ac, k, val)
     for n_jobs in (1, 2):
-        pd.testing.assert_frame_equal(r1.table, count_alleles(bam, v, n_jobs=n_jobs, progress=False).table)
+        pd.testing.assert_frame_equal(r1.table, count_alleles(bam, v, n_jobs=n_jobs, max_other_fraction=None, progress=False).table)
     assert len(r1.table) > 150 and (r1.table["other_count"] > 0).sum() > 20
     brute = _brute_force(bam, v)
     got = r1.table.set_index(["chrom", "pos"])[["ref_count", "alt_count", "other_count"]]
@@ -659,3 +660,25 @@ def test_vcf_without_ad_or_without_records_says_so(tmp_path):
     assert res.table.empty and res.ledger.table().empty
     with pytest.warns(UserWarning, match="header but no records"):
         assert read_het_snvs(empty).table.empty
+
+
+def test_a_third_allele_sends_the_snv_to_the_ledger(tmp_path):
+    """chr1:101 has 3 ref, 3 alt and 3 reads of a third base (a third of the reads: probably not ref/alt het);
+    chr2:101 has 4 ref, 4 alt and 1 third-base read (a sequencing error: kept)."""
+    p, q = 100, 100
+    reads = ([_read(f"r{i}", "chr1", 90, subs={p: A_REF}) for i in range(3)]
+             + [_read(f"a{i}", "chr1", 90, subs={p: A_ALT}) for i in range(3)]
+             + [_read(f"t{i}", "chr1", 90, subs={p: A_THIRD}) for i in range(3)]
+             + [_read(f"R{i}", "chr2", 90, subs={q: D_REF}) for i in range(4)]
+             + [_read(f"A{i}", "chr2", 90, subs={q: D_ALT}) for i in range(4)]
+             + [_read("T0", "chr2", 90, subs={q: _other(D_REF, D_ALT)})])
+    bam = _write_bam(tmp_path / "third.bam", reads)
+    v = _variants_df().iloc[[0, 4]]
+    res = count_alleles(bam, v, progress=False)
+    assert list(zip(res.table["chrom"], res.table["pos"])) == [("chr2", 101)]
+    assert (_row(res.table, "chr2", 101).other_count, _row(res.table, "chr2", 101).total) == (1, 8)
+    led = res.ledger.table()
+    assert list(zip(led["record"], led["reason"])) == [("chr1:101", "third_allele")]
+    assert "ref 3, alt 3, other 3 reads: 33% neither allele" in led["detail"].iloc[0]
+    kept = count_alleles(bam, v, max_other_fraction=None, progress=False).table
+    assert len(kept) == 2 and _row(kept, "chr1", 101).other_count == 3

@@ -738,6 +738,7 @@ def count_alleles(
     contig_map=None,
     reference=None,
     on_ref_mismatch: str = "error",
+    max_other_fraction: float | None = 0.2,
     n_jobs: int = 1,
     progress=None,
 ) -> AlleleCounts:
@@ -761,6 +762,10 @@ def count_alleles(
         checked against it (BAM contig names).
     on_ref_mismatch : ``"error"`` (default: ValueError naming the FASTA and chrom:pos) or ``"drop"``
         (ledger reason ``ref_mismatch``).
+    max_other_fraction : a SNV where bases other than ``ref`` and ``alt`` (a third allele, or ``N``) are at
+        least 2 reads and more than this fraction of the counted reads goes to the ledger (``third_allele``):
+        a heterozygous genotype that is probably wrong (e.g. ref/alt called where the sample carries another
+        allele). Sequencing errors alone rarely reach it; ``None`` keeps every SNV.
     n_jobs : worker processes (``-1`` = all cores); work is split across contigs and SNV chunks.
         Results are identical for any value.
     progress : tqdm bar over SNVs; ``None`` = on when stderr is a terminal.
@@ -781,8 +786,9 @@ def count_alleles(
         ``table`` (:data:`COUNTS_COLUMNS`; samples in ``bams`` order, SNVs in ``variants`` order),
         ``ledger`` (step ``count_alleles``; ``record`` = variants chrom:pos, ``detail`` names the
         sample): ``off_contig`` (contig not in the BAM header, or position beyond its end),
-        ``no_coverage`` (no counted read: ref + alt + other = 0), ``ref_mismatch`` (with
-        ``on_ref_mismatch="drop"``), ``duplicate_position`` (repeated chrom:pos in ``variants``).
+        ``no_coverage`` (no counted read: ref + alt + other = 0), ``third_allele`` (see
+        ``max_other_fraction``), ``ref_mismatch`` (with ``on_ref_mismatch="drop"``),
+        ``duplicate_position`` (repeated chrom:pos in ``variants``).
 
     Raises
     ------
@@ -882,7 +888,14 @@ def count_alleles(
         for j in np.flatnonzero(nocov):
             ledger.add("count_alleles", str(path), f"{var_chrom[j]}:{var_pos[j]}", "no_coverage",
                        f"sample={sample}; 0 reads counted ({c[j, 3]} overlapping reads filtered)")
-        sel = keep & (used > 0)
+        third = np.zeros_like(nocov)
+        if max_other_fraction is not None:
+            third = keep & (used > 0) & (c[:, 2] >= 2) & (c[:, 2] > max_other_fraction * used)
+        for j in np.flatnonzero(third):
+            ledger.add("count_alleles", str(path), f"{var_chrom[j]}:{var_pos[j]}", "third_allele",
+                       f"sample={sample}; ref {c[j, 0]}, alt {c[j, 1]}, other {c[j, 2]} reads: "
+                       f"{c[j, 2] / used[j]:.0%} neither allele (likely a genotyping error)")
+        sel = keep & (used > 0) & ~third
         t = vt[sel]
         cs = c[sel]
         ref_count, alt_count = cs[:, 0], cs[:, 1]
@@ -906,7 +919,7 @@ def count_alleles(
         "min_mapping_quality": min_mapping_quality, "skip_duplicates": skip_duplicates,
         "skip_secondary": skip_secondary, "skip_supplementary": skip_supplementary, "skip_qcfail": skip_qcfail,
         "contig_map": contig_map, "reference": None if reference is None else str(reference),
-        "on_ref_mismatch": on_ref_mismatch, "n_jobs": n_jobs,
+        "on_ref_mismatch": on_ref_mismatch, "max_other_fraction": max_other_fraction, "n_jobs": n_jobs,
     }
     return AlleleCounts(table=table, ledger=ledger, params=params)
 
