@@ -146,8 +146,9 @@ def test_check_examples_rejects_alt_differing_off_centre():
     with pytest.raises(ValueError, match="offset 0"):
         B.check_examples(df)
     ok = pd.DataFrame({"seq_ref": ["ACGTA"], "seq_alt": ["acTta"]})
-    ref, alt, c = B.check_examples(ok)
+    ref, alt, c = codes = B.check_examples(ok)
     assert c == 2 and alt[0, 2] == 3
+    assert codes.snv == 2 and codes.ref.tolist() == [[0, 1, 2, 3, 0]]  # A, C, G, T = 0..3, case-insensitive
     with pytest.raises(ValueError, match="invalid character"):
         B.check_examples(pd.DataFrame({"seq_ref": ["ACXTA"], "seq_alt": ["ACGTA"]}))
 

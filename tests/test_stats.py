@@ -449,3 +449,15 @@ def test_empirical_fdr_calibrates_the_binomial_calls_for_over_dispersion():
         called_bh += int(bh["as_binom"].sum())
     assert false / called <= 0.13          # about the nominal 0.1 (0.06-0.14 per seed)
     assert false_bh / called_bh > 0.5      # the uncalibrated binomial test
+
+
+def test_fit_null_trimmed_returns_a_named_result():
+    from allelic.stats import fit_null_trimmed
+
+    rng = np.random.default_rng(1)
+    n = rng.integers(20, 80, 4000)
+    k = rng.binomial(n, rng.beta(0.55 * 24, 0.45 * 24, n.size))  # ratio 0.55, rho = 1 / 25
+    fit = fit_null_trimmed(k, n)
+    p, rho = fit
+    assert (fit.p_null, fit.rho) == (p, rho)
+    assert abs(fit.p_null - 0.55) < 0.01 and abs(fit.rho - 0.04) < 0.008

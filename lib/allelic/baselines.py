@@ -51,7 +51,7 @@ import math
 import time
 import warnings
 from collections import OrderedDict
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -84,6 +84,7 @@ __all__ = [
     "gapped_kmer_counts",
     "gapped_patterns",
     "check_examples",
+    "ExampleCodes",
 ]
 
 #: assay -> the factors whose JASPAR motifs baseline (a) uses (the assayed factor itself for TF ChIP-seq; for
@@ -149,10 +150,18 @@ def _codes(seqs) -> np.ndarray:
     return codes
 
 
-def check_examples(df: pd.DataFrame, *, label: bool = False) -> tuple[np.ndarray, np.ndarray, int]:
-    """Validate an example table; return ``(ref_codes, alt_codes, c)``.
+class ExampleCodes(NamedTuple):
+    """Result of :func:`check_examples`: ``ref`` and ``alt`` ``(n, L)`` uint8 base codes (A, C, G, T, N = 0..4)
+    and ``snv = L // 2``, the SNV's offset (a tuple: ``ref, alt, c = check_examples(df)`` works)."""
 
-    ``ref_codes``/``alt_codes`` are ``(n, L)`` uint8 (A, C, G, T, N = 0..4) and ``c = L // 2`` the SNV offset.
+    ref: np.ndarray
+    alt: np.ndarray
+    snv: int
+
+
+def check_examples(df: pd.DataFrame, *, label: bool = False) -> ExampleCodes:
+    """Validate an example table; return its base codes (:class:`ExampleCodes`).
+
     Raises ValueError for missing columns (``seq_ref``, ``seq_alt`` and, with ``label=True``, ``label``),
     unequal lengths, characters other than ACGTN, or an alt window that differs from the ref window anywhere but
     at ``c``."""
@@ -177,7 +186,7 @@ def check_examples(df: pd.DataFrame, *, label: bool = False) -> tuple[np.ndarray
         y = df["label"].to_numpy()
         if not np.isin(y, (0, 1)).all():
             raise ValueError("label must be 0/1")
-    return ref, alt, c
+    return ExampleCodes(ref, alt, c)
 
 
 def _labels(df) -> np.ndarray:

@@ -33,6 +33,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
 from scipy import optimize, special
@@ -51,6 +53,8 @@ __all__ = [
     "betabinom_test",
     "fit_betabinom_rho",
     "estimate_null_ratio",
+    "fit_null_trimmed",
+    "NullFit",
     "bh_fdr",
     "empirical_fdr_threshold",
     "EmpiricalFDR",
@@ -576,7 +580,15 @@ def _two_sided_pvalue_rows(L: np.ndarray) -> np.ndarray:
     return out
 
 
-def fit_null_trimmed(k, n, *, alpha=0.05, p_init=None, max_rho=0.5, max_iter=30, tol=1e-4) -> tuple[float, float]:
+class NullFit(NamedTuple):
+    """Result of :func:`fit_null_trimmed`: the null ratio and the beta-binomial over-dispersion (a tuple, so
+    ``p, rho = fit_null_trimmed(k, n)`` still works)."""
+
+    p_null: float
+    rho: float
+
+
+def fit_null_trimmed(k, n, *, alpha=0.05, p_init=None, max_rho=0.5, max_iter=30, tol=1e-4) -> NullFit:
     """Null ratio and over-dispersion ``(p_null, rho)`` fitted jointly on the sites that look null.
 
     Allele-specific sites inflate a beta-binomial fitted to all sites (AlleleSeq2's choice, conservative) and pull the
@@ -608,7 +620,8 @@ def fit_null_trimmed(k, n, *, alpha=0.05, p_init=None, max_rho=0.5, max_iter=30,
 
     Returns
     -------
-    (p_null, rho) : tuple of float
+    NullFit
+        ``(p_null, rho)``.
     """
     k, n = _check_counts(k, n)
     k, n = k.ravel(), n.ravel()
@@ -653,7 +666,7 @@ def fit_null_trimmed(k, n, *, alpha=0.05, p_init=None, max_rho=0.5, max_iter=30,
         p, rho = p_new, rho_new
         if done:
             break
-    return p, (0.0 if rho < 1e-6 else rho)
+    return NullFit(p, 0.0 if rho < 1e-6 else rho)
 
 
 # --------------------------------------------------------------------------- null ratio
