@@ -68,7 +68,18 @@ def test_predict_from_vcf_and_fasta(model_dir, small_sim, tmp_path):
                              "--sample", "D1", "--out", str(out)]) == 0
     got = pd.read_csv(out, sep="\t")
     assert {"chrom", "pos", "ref", "alt", "score_ref", "score_alt", "delta"} <= set(got.columns)
-    assert np.allclose(got["delta"], got["score_alt"] - got["score_ref"], atol=1e-6)
+    # the same SNVs' windows cut here straight from the FASTA and scored by the library
+    import pysam
+
+    some = got.head(12)
+    with pysam.FastaFile(str(small_sim.fasta)) as fa:
+        ref_w = [fa.fetch(c, p - 101, p + 99).upper() for c, p in zip(some["chrom"], some["pos"])]
+    alt_w = [w[:100] + a + w[101:] for w, a in zip(ref_w, some["alt"])]
+    assert all(w[100] == r for w, r in zip(ref_w, some["ref"]))
+    model, tok = load_model(model_dir), load_tokenizer(model_dir)
+    np.testing.assert_allclose(some["score_ref"], predict(model, tok, ref_w), atol=1e-6)
+    np.testing.assert_allclose(some["score_alt"], predict(model, tok, alt_w), atol=1e-6)
+    np.testing.assert_allclose(got["delta"], got["score_alt"] - got["score_ref"], atol=1e-6)
     w = cli_predict.windows_from_vcf(small_sim.vcf, small_sim.fasta, sample="D1")
     assert (w["seq_ref"].str[100] == w["ref"]).all() and (w["seq_alt"].str[100] == w["alt"]).all()
     assert (w["seq_ref"].str[:100] == w["seq_alt"].str[:100]).all()
