@@ -144,6 +144,33 @@ def test_windows_sharing_a_kmer_with_excluded_sequences_are_dropped():
     assert led["detail"].str.contains("excluded sequence 1").sum() == 1
 
 
+def test_leak_check_of_sampling_candidates_only_keeps_the_same_sample(monkeypatch):
+    """With n_windows, only windows that could still enter the bottom-k sample are checked for shared k-mers; the
+    sample is the one a check of every window gives (a brute-force filter first, then the same sampler), and every
+    chunk is still one ledger row."""
+    import allelic.pretrain as P
+
+    rng = np.random.default_rng(5)
+    seqs, excl = _dna(rng, 300, 600), _dna(rng, 40, 200)
+    for i in range(0, 300, 3):  # a third of the sequences carry 40 bp of an excluded sequence
+        e = excl[i % 40]
+        seqs[i] = seqs[i][:100] + e[30:70] + seqs[i][140:]
+    monkeypatch.setattr(P, "_BATCH", 60)  # many flushes, as on a real corpus
+    lazy = corpus_windows(seqs, window=200, n_windows=150, holdout_frac=0, exclude=excl, random_state=2)
+    chunks = [(s[j:j + 200], f"sequence {i} window {j // 200}") for i, s in enumerate(seqs) for j in range(0, 600, 200)]
+    km = {e[p:p + 32] for e in excl for p in range(len(e) - 31)}
+    km |= {rc(x) for x in km}
+    clean = [(w, r) for w, r in chunks if not any(w[p:p + 32] in km for p in range(len(w) - 31))]
+    ref = P._Sampler(150, 2, P.Ledger())
+    for w, r in clean:
+        ref.offer(w, r, False, "corpus")
+    want = sorted(x[2] for x in ref.kept())
+    got = sorted((w if any(w in s for s in seqs) else rc(w)) for w in lazy.train)
+    assert got == want and len(clean) < len(chunks) - 50
+    assert len(lazy.train) + len(lazy.ledger) == lazy.n_chunks == 900
+    assert 0 < lazy.n_excluded < len(chunks) - len(clean)  # fewer windows checked (and dropped) than exist
+
+
 def test_assert_no_overlap_names_the_windows_and_the_kmer():
     rng = np.random.default_rng(4)
     pre, test = _dna(rng, 100, 200), _dna(rng, 50, 200)

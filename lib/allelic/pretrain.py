@@ -343,15 +343,28 @@ class _Sampler:
     def __init__(self, n: int | None, random_state: int, ledger: Ledger):
         self.n, self.rs, self.ledger, self.heap = n, random_state, ledger, []
 
-    def offer(self, piece: str, rec: str, hold: bool, src: str) -> None:
+    def _item(self, piece: str, rec: str, hold: bool, src: str) -> tuple:
         key = (_hash64(self.rs, "sample", piece), _hash64(self.rs, "record", rec))
-        item = (-key[0], -key[1], piece, rec, hold, src)
+        return (-key[0], -key[1], piece, rec, hold, src)
+
+    def could_enter(self, piece: str, rec: str) -> bool:
+        """False when the window's key is larger than every kept one, so it can never be sampled (the largest kept
+        key only decreases): a costly check on it can be skipped and the window rejected now, same sample."""
+        if self.n is None or len(self.heap) < self.n:
+            return True
+        return self._item(piece, rec, False, "")[:2] >= self.heap[0][:2]  # a tie goes on to the full comparison
+
+    def offer(self, piece: str, rec: str, hold: bool, src: str) -> None:
+        item = self._item(piece, rec, hold, src)
         if self.n is None or len(self.heap) < self.n:
             heapq.heappush(self.heap, item)
             return
         if item > self.heap[0]:  # smaller key than the largest kept one
             item = heapq.heapreplace(self.heap, item)
-        self.ledger.add(STEP, item[5], item[3], "subsampled", f"not among the {self.n} windows of smallest hash")
+        self.reject(item[2], item[3], item[5])
+
+    def reject(self, piece: str, rec: str, src: str) -> None:
+        self.ledger.add(STEP, src, rec, "subsampled", f"not among the {self.n} windows of smallest hash")
 
     def kept(self) -> list:
         return sorted(self.heap, reverse=True)  # ascending key
@@ -397,8 +410,16 @@ def corpus_windows(corpus, *, window: int = 200, stride: int | None = None, max_
     buf: list = []
 
     def flush():
-        kept = _drop_leaks(buf, leak, ledger) if leak is not None else buf
-        counts["n_excluded"] += len(buf) - len(kept)
+        cand = buf
+        if leak is not None and n_windows is not None:  # the k-mer check only for windows that could be sampled
+            cand = [b for b in buf if sampler.could_enter(b[0], b[1])]
+            if len(cand) < len(buf):
+                entering = {id(b) for b in cand}
+                for b in buf:
+                    if id(b) not in entering:
+                        sampler.reject(b[0], b[1], b[3])
+        kept = _drop_leaks(cand, leak, ledger) if leak is not None else cand
+        counts["n_excluded"] += len(cand) - len(kept)
         for b in kept:
             sampler.offer(*b)
         buf.clear()
