@@ -361,9 +361,9 @@ class _Sampler:
             return
         if item > self.heap[0]:  # smaller key than the largest kept one
             item = heapq.heapreplace(self.heap, item)
-        self.reject(item[2], item[3], item[5])
+        self.reject(item[3], item[5])
 
-    def reject(self, piece: str, rec: str, src: str) -> None:
+    def reject(self, rec: str, src: str) -> None:
         self.ledger.add(STEP, src, rec, "subsampled", f"not among the {self.n} windows of smallest hash")
 
     def kept(self) -> list:
@@ -396,7 +396,9 @@ def corpus_windows(corpus, *, window: int = 200, stride: int | None = None, max_
     sequence (a whole sequence when shorter, as in a corpus of sites; 10-kb blocks of a chromosome) go to
     ``holdout`` with probability ``holdout_frac`` (hash of the block), the rest to ``train``; then ``n_windows`` windows (train + held-out)
     are kept by a bottom-k hash sample and each is put on a hashed strand when ``reverse_complement`` (see the
-    module docstring). Every dropped chunk is one ledger row. Deterministic for ``random_state``; independent of
+    module docstring). Every dropped chunk is one ledger row. With ``n_windows``, only chunks that could still enter
+    the sample are checked against ``exclude`` (the sample is the same; a leaking chunk that could not have been
+    sampled anyway is listed as ``subsampled``, so ``n_excluded`` counts the sampling candidates dropped). Deterministic for ``random_state``; independent of
     the order of the records."""
     stride = stride or window
     if window < 1 or stride < 1 or (n_windows is not None and n_windows < 1) or not 0 <= holdout_frac < 1:
@@ -417,7 +419,7 @@ def corpus_windows(corpus, *, window: int = 200, stride: int | None = None, max_
                 entering = {id(b) for b in cand}
                 for b in buf:
                     if id(b) not in entering:
-                        sampler.reject(b[0], b[1], b[3])
+                        sampler.reject(b[1], b[3])
         kept = _drop_leaks(cand, leak, ledger) if leak is not None else cand
         counts["n_excluded"] += len(cand) - len(kept)
         for b in kept:
