@@ -36,3 +36,25 @@ def test_notebooks_committed_without_outputs(root):
         assert sum("parameters" in c.get("metadata", {}).get("tags", []) for c in code) == 1, f"{p.name}: one parameters cell"
         first = "".join(nb["cells"][0]["source"])
         assert re.search(r"^# .+\?$", first, re.M), f"{p.name}: the title should be a question"
+
+
+def test_every_library_import_is_a_declared_dependency(root):
+    """Third-party modules imported anywhere in lib/allelic (top level or inside a function) are listed in
+    pyproject.toml's dependencies (import name -> distribution name where they differ)."""
+    import ast
+    import sys
+    import tomllib
+
+    dist = {"sklearn": "scikit-learn", "yaml": "pyyaml"}
+    declared = {d.lower() for d in tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]}
+    used = {}
+    for f in sorted((root / "lib" / "allelic").glob("*.py")):
+        for node in ast.walk(ast.parse(f.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else [])
+            for n in names:
+                top = n.split(".")[0]
+                if top not in sys.stdlib_module_names and top not in ("allelic", "__future__"):
+                    used.setdefault(dist.get(top, top).lower(), f.name)
+    missing = {d: f for d, f in used.items() if d not in declared}
+    assert not missing, f"imported but not in pyproject.toml dependencies: {missing}"
