@@ -154,6 +154,10 @@ def test_every_page_loads_with_its_assets_figures_and_links(site, browser, root)
         for src, complete, w, h in images:
             if not complete or w == 0 or h == 0:
                 problems.append(f"{page}: image {src} has no size ({w} x {h})")
+        shown = browser.execute_script("return Array.from(document.querySelectorAll('span.caption-number'))"
+                                       ".filter(e => getComputedStyle(e).display != 'none').length")
+        if shown:  # the captions name the paper's figures (Figure 9B); a running "Fig. N" would contradict them
+            problems.append(f"{page}: {shown} visible Sphinx figure number(s)")
         srcs = [src for src, *_ in images]  # myst-nb names images by content: a repeat is a figure shown twice
         problems += [f"{page}: image {src} shown {srcs.count(src)} times" for src in sorted(set(srcs))
                      if srcs.count(src) > 1]
