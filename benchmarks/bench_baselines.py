@@ -66,8 +66,8 @@ def bench_scan(n_scan, n_naive, repeat):
     B.MotifScanner(motifs, pvalue=1e-4 * 0.999)      # a new p-value: thresholds of all motifs from scratch
     t_thr = time.perf_counter() - t0
     rows = []
-    for label, n_threads in (("1 thread", 1), ("torch default threads", None)):
-        sc.n_threads = n_threads
+    for label, n_jobs in (("1 thread", 1), ("torch default threads", None)):
+        sc.n_jobs = n_jobs
         best = np.inf
         for _ in range(repeat):
             t0 = time.perf_counter()

@@ -246,7 +246,7 @@ def _models(random_state=0):
     return [
         B.MotifLogistic("CTCF", random_state=random_state),
         B.MotifScanLogistic(random_state=random_state),
-        B.MotifGBT(max_iter=80, n_threads=1, random_state=random_state),
+        B.MotifGBT(max_iter=80, n_jobs=1, random_state=random_state),
         B.KmerLogistic(random_state=random_state),
         B.GkmSVM(random_state=random_state),
         B.CNN(n_filters=32, n_filters2=32, max_epochs=15, patience=4, device="cpu", random_state=random_state),
@@ -297,7 +297,7 @@ def test_cnn_seed_matters_and_gkm_delta(toy):
     a = B.CNN(n_filters=8, n_filters2=8, max_epochs=2, random_state=0).fit(train).predict(test)
     b = B.CNN(n_filters=8, n_filters2=8, max_epochs=2, random_state=1).fit(train).predict(test)
     assert not np.array_equal(a, b)
-    assert torch.get_num_threads() == threads          # n_threads=1 during fit/predict only
+    assert torch.get_num_threads() == threads          # n_jobs=1 during fit/predict only
     g = B.GkmSVM(l=8, k=4, n_features=1 << 12).fit(train)
     s = g.svm_scores(test)
     np.testing.assert_allclose(g.delta(test), s["alt_score"] - s["ref_score"])

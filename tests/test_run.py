@@ -30,7 +30,7 @@ def book(tmp_path, monkeypatch):
 
 def test_runs_in_order_with_profile_parameters_then_caches(book, tmp_path):
     nbs, prof = book
-    recs = run.run_book("smoke", notebooks_dir=nbs, profiles=prof, verbose=False)
+    recs = run.run_book("smoke", notebooks_dir=nbs, profiles=prof, progress=False)
     assert [r["chapter"] for r in recs] == ["01", "02"] and all(r["status"] == "ran" for r in recs)
     assert (nbs / "out01.txt").read_text() == "6"  # common x=3 reached chapter 01, run in its own folder
     executed = nbformat.read(tmp_path / "build" / "executed" / "02_second.ipynb", as_version=4)
@@ -38,20 +38,20 @@ def test_runs_in_order_with_profile_parameters_then_caches(book, tmp_path):
     assert "x = 5" in injected[0].source  # the chapter block overrides common
     paths = [executed.metadata.papermill[k] for k in ("input_path", "output_path")]
     assert not any(p.startswith("/") for p in paths), paths  # the rendered book shows no absolute path
-    again = run.run_book("smoke", notebooks_dir=nbs, profiles=prof, verbose=False)
+    again = run.run_book("smoke", notebooks_dir=nbs, profiles=prof, progress=False)
     assert [r["status"] for r in again] == ["cached", "cached"]
     stamp = json.loads((tmp_path / "build" / "executed" / ".cache" / "01.json").read_text())
     assert stamp["params"] == {"x": 3, "profile": "smoke"}
     # another profile changes the parameters: both rerun; forcing reruns too
-    assert [r["status"] for r in run.run_book("other", notebooks_dir=nbs, profiles=prof, verbose=False)] == ["ran", "ran"]
-    assert [r["status"] for r in run.run_book("other", ["02"], notebooks_dir=nbs, profiles=prof, force=True, verbose=False)] == ["ran"]
+    assert [r["status"] for r in run.run_book("other", notebooks_dir=nbs, profiles=prof, progress=False)] == ["ran", "ran"]
+    assert [r["status"] for r in run.run_book("other", ["02"], notebooks_dir=nbs, profiles=prof, force=True, progress=False)] == ["ran"]
 
 
 def test_upstream_change_invalidates_later_chapters(book):
     nbs, prof = book
-    run.run_book("smoke", notebooks_dir=nbs, profiles=prof, verbose=False)
+    run.run_book("smoke", notebooks_dir=nbs, profiles=prof, progress=False)
     _nb(nbs / "01_first.ipynb", "z = 'changed'")
-    recs = run.run_book("smoke", notebooks_dir=nbs, profiles=prof, verbose=False)
+    recs = run.run_book("smoke", notebooks_dir=nbs, profiles=prof, progress=False)
     assert [r["status"] for r in recs] == ["ran", "ran"]
 
 
@@ -59,7 +59,7 @@ def test_failing_notebook_stops_the_run_naming_notebook_and_cell(book):
     nbs, prof = book
     _nb(nbs / "01_first.ipynb", "raise RuntimeError('planted failure')")
     with pytest.raises(run.ChapterFailed) as err:
-        run.run_book("smoke", notebooks_dir=nbs, profiles=prof, verbose=False)
+        run.run_book("smoke", notebooks_dir=nbs, profiles=prof, progress=False)
     msg = str(err.value)
     assert "01_first.ipynb" in msg and "RuntimeError" in msg and "planted failure" in msg and "cell" in msg
     assert not (nbs.parent / "build" / "executed" / "02_second.ipynb").exists()  # stopped at the first failure

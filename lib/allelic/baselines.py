@@ -40,7 +40,7 @@ classes, else by 3-fold stratified cross-validation inside ``train``; the final 
 ``(settings, seq_ref, seq_alt)`` (at most ``FEATURE_CACHE_BYTES``; ``cache=False`` turns it off,
 :func:`clear_feature_cache` empties it), so the models, splits and folds of one table featurise each window once.
 
-Threads: every model defaults to ``n_threads=1`` (see :func:`thread_limit` for the measurement behind that).
+Threads: every model defaults to ``n_jobs=1`` (see :func:`thread_limit` for the measurement behind that).
 """
 from __future__ import annotations
 
@@ -283,20 +283,20 @@ def clear_feature_cache() -> None:
 
 
 # =========================================================================== threads
-def thread_limit(n_threads: int | None):
+def thread_limit(n_jobs: int | None):
     """Context manager capping the BLAS/OpenMP threads (``threadpoolctl``) and torch's intra-op threads at
-    ``n_threads`` (restored afterwards); a no-op for None.
+    ``n_jobs`` (restored afterwards); a no-op for None.
 
     Why the models default to one thread: on a machine whose cores are busy with other work, spinning OpenMP
     threads make multi-threaded small kernels collapse — measured on the 2-core development machine while
     another 2-thread process ran: the toy set's JASPAR scan took 41 s with 2 torch threads and 2.5 s with 1, the
-    CNN fit 108 s against 3.4 s. Pass ``n_threads=None`` (library defaults) on a dedicated many-core machine."""
+    CNN fit 108 s against 3.4 s. Pass ``n_jobs=None`` (library defaults) on a dedicated many-core machine."""
     import contextlib
     import sys
 
-    if n_threads is None:
+    if n_jobs is None:
         return contextlib.nullcontext()
-    n = int(n_threads)
+    n = int(n_jobs)
 
     @contextlib.contextmanager
     def ctx():
@@ -323,7 +323,7 @@ def _thread_limited(method):
     def wrapper(self, *args, **kwargs):
         if getattr(self, "_uses_torch", False):
             import torch  # noqa: F401  (so that thread_limit caps its threads too)
-        with thread_limit(getattr(self, "n_threads", None)):
+        with thread_limit(getattr(self, "n_jobs", None)):
             return method(self, *args, **kwargs)
 
     wrapper._thread_limited = True
@@ -338,8 +338,8 @@ class Baseline:
     and :meth:`predict` (a float score per row, higher = more likely AS). Constructor arguments are stored as
     attributes of the same name, so :meth:`get_params` and :meth:`clone` work as in scikit-learn.
 
-    Threads: a subclass's ``fit`` and ``predict`` run under :func:`thread_limit` ``(self.n_threads)`` when the
-    object has an ``n_threads`` attribute that is not None (all models here default to ``n_threads=1``)."""
+    Threads: a subclass's ``fit`` and ``predict`` run under :func:`thread_limit` ``(self.n_jobs)`` when the
+    object has an ``n_jobs`` attribute that is not None (all models here default to ``n_jobs=1``)."""
 
     name: str = "baseline"
 
@@ -368,7 +368,7 @@ class Baseline:
         raise NotImplementedError
 
     def _log(self, msg: str) -> None:
-        if getattr(self, "verbose", False):
+        if getattr(self, "progress", False):
             print(f"[{self.name}] {msg}", flush=True)
 
     def __repr__(self) -> str:
@@ -570,10 +570,10 @@ class MotifLogistic(_LinearFeatureModel):
     name = "motif_logistic"
 
     def __init__(self, factor="CTCF", *, pvalue: float = 1e-4, pseudocount: float = 0.8, C: float | None = None,
-                 Cs: Sequence[float] = DEFAULT_CS, n_threads: int | None = 1, random_state=0,
-                 verbose: bool = False):
+                 Cs: Sequence[float] = DEFAULT_CS, n_jobs: int | None = 1, random_state=0,
+                 progress: bool = False):
         self.factor, self.pvalue, self.pseudocount, self.C, self.Cs = factor, pvalue, pseudocount, C, Cs
-        self.n_threads, self.random_state, self.verbose = n_threads, random_state, verbose
+        self.n_jobs, self.random_state, self.progress = n_jobs, random_state, progress
 
     @property
     def motifs(self) -> list[Motif]:
@@ -606,10 +606,10 @@ class MotifScanner:
     FEATURES = ("count", "max", "d_count", "d_max", "abs_d_max")
 
     def __init__(self, motifs: Sequence[Motif] | None = None, *, pvalue: float = 1e-4, pseudocount: float = 0.8,
-                 batch_size: int = 64, device: str = "cpu", n_threads: int | None = 1):
+                 batch_size: int = 64, device: str = "cpu", n_jobs: int | None = 1):
         self.motifs = list(load_jaspar() if motifs is None else motifs)
         self.pvalue, self.pseudocount, self.batch_size, self.device = pvalue, pseudocount, batch_size, device
-        self.n_threads = n_threads
+        self.n_jobs = n_jobs
         self.widths = np.array([m.width for m in self.motifs])
         self.thresholds = np.array([_threshold(m, pvalue, pseudocount) for m in self.motifs])
 
@@ -622,10 +622,10 @@ class MotifScanner:
 
     def transform(self, ref: np.ndarray, alt: np.ndarray, c: int) -> np.ndarray:
         """``(n, 5 * n_motifs)`` float32 features (blocks in the order of :attr:`FEATURES`) of ``(n, L)`` codes
-        (:func:`check_examples`), under :func:`thread_limit` ``(n_threads)``."""
+        (:func:`check_examples`), under :func:`thread_limit` ``(n_jobs)``."""
         import torch  # noqa: F401
 
-        with thread_limit(self.n_threads):
+        with thread_limit(self.n_jobs):
             return self._transform(ref, alt, c)
 
     def _transform(self, ref, alt, c):
@@ -684,7 +684,7 @@ class _ScanFeatures:
     def _scanner(self) -> MotifScanner:
         if getattr(self, "scanner_", None) is None:
             self.scanner_ = MotifScanner(self.motifs, pvalue=self.pvalue, batch_size=self.batch_size,
-                                         device=self.device, n_threads=self.n_threads)
+                                         device=self.device, n_jobs=self.n_jobs)
         return self.scanner_
 
     def features(self, df):
@@ -709,10 +709,10 @@ class MotifScanLogistic(_ScanFeatures, _LinearFeatureModel):
 
     def __init__(self, motifs: Sequence[Motif] | None = None, *, pvalue: float = 1e-4, C: float | None = None,
                  Cs: Sequence[float] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0), batch_size: int = 64, device: str = "cpu",
-                 cache: bool = True, n_threads: int | None = 1, random_state=0, verbose: bool = False):
+                 cache: bool = True, n_jobs: int | None = 1, random_state=0, progress: bool = False):
         self.motifs, self.pvalue, self.C, self.Cs = motifs, pvalue, C, Cs
         self.batch_size, self.device, self.cache = batch_size, device, cache
-        self.n_threads, self.random_state, self.verbose = n_threads, random_state, verbose
+        self.n_jobs, self.random_state, self.progress = n_jobs, random_state, progress
 
 
 class MotifGBT(_ScanFeatures, Baseline):
@@ -729,12 +729,12 @@ class MotifGBT(_ScanFeatures, Baseline):
                  learning_rate: float = 0.1, max_leaf_nodes: int = 15, min_samples_leaf: int = 10,
                  l2_regularization: float = 1.0, max_features: float = 0.3, max_bins: int = 64,
                  batch_size: int = 64, device: str = "cpu", cache: bool = True,
-                 n_threads: int | None = 1, random_state=0, verbose: bool = False):
+                 n_jobs: int | None = 1, random_state=0, progress: bool = False):
         self.motifs, self.pvalue, self.max_iter, self.learning_rate = motifs, pvalue, max_iter, learning_rate
         self.max_leaf_nodes, self.min_samples_leaf = max_leaf_nodes, min_samples_leaf
         self.l2_regularization, self.max_features, self.max_bins = l2_regularization, max_features, max_bins
         self.batch_size, self.device, self.cache = batch_size, device, cache
-        self.n_threads, self.random_state, self.verbose = n_threads, random_state, verbose
+        self.n_jobs, self.random_state, self.progress = n_jobs, random_state, progress
 
     def fit(self, train, val=None):
         from sklearn.ensemble import HistGradientBoostingClassifier
@@ -838,9 +838,9 @@ class KmerLogistic(_LinearFeatureModel):
 
     def __init__(self, k: Sequence[int] | int = (1, 2, 3, 4, 5, 6), *, canonical: bool = True,
                  C: float | None = None, Cs: Sequence[float] = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1), cache: bool = True,
-                 n_threads: int | None = 1, random_state=0, verbose: bool = False):
+                 n_jobs: int | None = 1, random_state=0, progress: bool = False):
         self.k, self.canonical, self.C, self.Cs, self.cache = k, canonical, C, Cs, cache
-        self.n_threads, self.random_state, self.verbose = n_threads, random_state, verbose
+        self.n_jobs, self.random_state, self.progress = n_jobs, random_state, progress
 
     @property
     def ks(self) -> list[int]:
@@ -969,9 +969,9 @@ class GkmSVM(Baseline):
     name = "gkm_svm"
 
     def __init__(self, l: int = 10, k: int = 6, *, n_features: int = 1 << 14, C: float = 1.0, cv: int = 3,
-                 cache: bool = True, n_threads: int | None = 1, random_state=0, verbose: bool = False):
+                 cache: bool = True, n_jobs: int | None = 1, random_state=0, progress: bool = False):
         self.l, self.k, self.n_features, self.C, self.cv, self.cache = l, k, n_features, C, cv, cache
-        self.n_threads, self.random_state, self.verbose = n_threads, random_state, verbose
+        self.n_jobs, self.random_state, self.progress = n_jobs, random_state, progress
 
     def _parts(self, df):
         """``(X_ref, norm_ref, change)``: the L2-normalised gapped k-mer vectors of the ref windows (dense float32
@@ -1125,13 +1125,13 @@ class CNN(Baseline):
                  pool: int = 4, hidden: int = 32, dropout: float = 0.2, lr: float = 2e-3,
                  weight_decay: float = 1e-2, batch_size: int = 64, max_epochs: int = 30, patience: int = 5,
                  rc_augment: bool = True, val_fraction: float = 0.15, device: str = "auto",
-                 n_threads: int | None = 1, random_state=0, verbose: bool = False):
+                 n_jobs: int | None = 1, random_state=0, progress: bool = False):
         self.n_filters, self.kernel_size, self.n_filters2, self.kernel_size2 = (n_filters, kernel_size,
                                                                                 n_filters2, kernel_size2)
         self.pool, self.hidden, self.dropout, self.lr, self.weight_decay = pool, hidden, dropout, lr, weight_decay
         self.batch_size, self.max_epochs, self.patience = batch_size, max_epochs, patience
         self.rc_augment, self.val_fraction, self.device = rc_augment, val_fraction, device
-        self.n_threads, self.random_state, self.verbose = n_threads, random_state, verbose
+        self.n_jobs, self.random_state, self.progress = n_jobs, random_state, progress
 
     @staticmethod
     def _tensors(df):
@@ -1262,10 +1262,10 @@ class FinetunedTransformer(Baseline):
 
     def __init__(self, model_factory: Callable, tokenizer, *, config=None, seq_col: str = "seq_ref",
                  alt_col: str = "seq_alt", max_length: int | None = None, out_dir=None, batch_size: int = 256,
-                 device: str = "auto", n_threads: int | None = None, random_state=0, verbose: bool = False):
+                 device: str = "auto", n_jobs: int | None = None, random_state=0, progress: bool = False):
         self.model_factory, self.tokenizer, self.config, self.seq_col = model_factory, tokenizer, config, seq_col
         self.alt_col, self.max_length, self.out_dir, self.batch_size = alt_col, max_length, out_dir, batch_size
-        self.device, self.n_threads, self.random_state, self.verbose = device, n_threads, random_state, verbose
+        self.device, self.n_jobs, self.random_state, self.progress = device, n_jobs, random_state, progress
 
     @classmethod
     def from_checkpoint(cls, checkpoint, *, head: str = "reference", pooling: str = "cls", centre_flank: int = 4,
@@ -1322,7 +1322,7 @@ def all_baselines(assay: str, *, random_state=0, quick: bool = False, device: st
     (smoke profile): k = 1..4 k-mers, gkm l=8/k=4 with 4,096 hashed columns, 60 trees, a CNN of 32 filters and
     at most 10 epochs. ``motifs`` restricts the JASPAR scans (default: all CORE vertebrates). ``device`` is used
     by the CNN and the motif scan (``"auto"``: CUDA when available). Every model runs on one thread
-    (``n_threads=1``, see :func:`thread_limit`)."""
+    (``n_jobs=1``, see :func:`thread_limit`)."""
     factors = factor if factor is not None else ASSAY_MOTIFS.get(assay, assay)
     try:
         _resolve_motifs(factors)

@@ -92,7 +92,7 @@ def _assay_folds(fold_rows: list, ckpts: list, cand: dict, cfg, seed: int, quick
         transformer = FinetunedTransformer.from_checkpoint(
             ckpt, head=cand.get("head", "reference"), pooling=cand.get("pooling", "cls"),
             centre_flank=cand.get("centre_flank", 4), nucleotide_conv=cand.get("nucleotide_conv", 0), config=c,
-            random_state=seed, device=device, n_threads=1 if one_thread else None)
+            random_state=seed, device=device, n_jobs=1 if one_thread else None)
         models = all_baselines(rows["assay"].iloc[0], random_state=seed, quick=quick) + [transformer]
         met, sc = evaluate_models(models, rows, random_state=seed, return_scores=True)
         mets.append(met.assign(fold=i, seed=seed))

@@ -120,7 +120,7 @@ def _relative_papermill_paths(path: Path) -> None:
 
 
 def run_book(profile: str = "smoke", chapter_ids=None, *, force: bool = False, notebooks_dir=None,
-             profiles=None, kernel_name: str = "python3", verbose: bool = True) -> list[dict]:
+             profiles=None, kernel_name: str = "python3", progress: bool = True) -> list[dict]:
     """Run the chapters in order; returns one record per chapter (``chapter, status, seconds, output``).
 
     Raises ValueError for an unknown profile or chapter, :class:`ChapterFailed` at the first failing notebook."""
@@ -143,10 +143,10 @@ def run_book(profile: str = "smoke", chapter_ids=None, *, force: bool = False, n
         stamp = cache_dir / f"{cid}.json"
         if not force and out.exists() and stamp.exists() and json.loads(stamp.read_text()).get("key") == key:
             records.append({"chapter": cid, "status": "cached", "seconds": 0.0, "output": str(out)})
-            if verbose:
+            if progress:
                 print(f"[{i}/{len(avail)}] {nb.name}: unchanged since its last run (cached)", flush=True)
             continue
-        if verbose:
+        if progress:
             print(f"[{i}/{len(avail)}] {nb.name} (profile {profile}) ...", flush=True)
         stamp.unlink(missing_ok=True)
         t0 = time.perf_counter()
@@ -154,7 +154,7 @@ def run_book(profile: str = "smoke", chapter_ids=None, *, force: bool = False, n
         dt = time.perf_counter() - t0
         stamp.write_text(json.dumps({"key": key, "profile": profile, "params": params_all[cid], "seconds": round(dt, 1)}, default=str))
         records.append({"chapter": cid, "status": "ran", "seconds": dt, "output": str(out)})
-        if verbose:
+        if progress:
             print(f"      done in {dt:.1f} s -> {config.shown(out)}", flush=True)
     return records
 
