@@ -414,12 +414,12 @@ def corpus_windows(corpus, *, window: int = 200, stride: int | None = None, max_
     def flush():
         cand = buf
         if leak is not None and n_windows is not None:  # the k-mer check only for windows that could be sampled
-            cand = [b for b in buf if sampler.could_enter(b[0], b[1])]
-            if len(cand) < len(buf):
-                entering = {id(b) for b in cand}
-                for b in buf:
-                    if id(b) not in entering:
-                        sampler.reject(b[1], b[3])
+            cand = []
+            for b in buf:
+                if sampler.could_enter(b[0], b[1]):
+                    cand.append(b)
+                else:
+                    sampler.reject(b[1], b[3])
         kept = _drop_leaks(cand, leak, ledger) if leak is not None else cand
         counts["n_excluded"] += len(cand) - len(kept)
         for b in kept:
