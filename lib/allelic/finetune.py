@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import distributed
+
 __all__ = ["read_windows", "validation_split", "finetune_windows", "main"]
 
 _BASES = set("ACGTN")
@@ -169,8 +171,11 @@ def finetune_windows(base, train: pd.DataFrame, valid: pd.DataFrame | None = Non
                "nucleotide_conv": nucleotide_conv, "learning_rate": learning_rate,
                "val_auroc": res.best.get("val_auroc", np.nan), "val_auprc": res.best.get("val_auprc", np.nan),
                "n_train": len(train), "n_val": len(valid), "best_step": res.best_step, "seconds": res.seconds}
-    return save_finetuned(res.model, tok, out_dir, checkpoint=base, metrics=metrics, train_config=cfg, window=window,
-                          data_name=name)
+    if distributed.is_main():  # under torchrun: rank 0 writes the model folder
+        save_finetuned(res.model, tok, out_dir, checkpoint=base, metrics=metrics, train_config=cfg, window=window,
+                       data_name=name)
+    distributed.barrier()
+    return Path(out_dir)
 
 
 def main(argv=None) -> int:
@@ -207,7 +212,8 @@ def main(argv=None) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(out)
+    if distributed.is_main():
+        print(out)
     return 0
 
 

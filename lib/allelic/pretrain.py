@@ -57,6 +57,7 @@ import pandas as pd
 from . import config
 from .datasets import reverse_complement as revcomp
 from .ledger import Ledger
+from . import distributed
 from .progress import bar as progress_bar
 
 MODEL_CARD = "model_card.json"
@@ -732,6 +733,7 @@ def pretrain(corpus, *, spec: PretrainSpec | None = None, out_dir=None, exclude=
     from .train import TrainConfig, pretrain_mlm
 
     t0 = time.perf_counter()
+    distributed.setup()
     spec = spec or PretrainSpec()
     corpus = corpus if isinstance(corpus, (str, Path)) else list(corpus)
     tok_dir = _tokenizer_dir(spec)
@@ -746,12 +748,15 @@ def pretrain(corpus, *, spec: PretrainSpec | None = None, out_dir=None, exclude=
     cw = corpus_windows(corpus, window=spec.window, max_n_frac=spec.max_n_frac, min_length=spec.min_length,
                         n_windows=spec.n_windows, holdout_frac=spec.holdout_frac,
                         reverse_complement=spec.reverse_complement, exclude=exclude, k=spec.leak_k,
-                        random_state=spec.random_state, progress=progress)
+                        random_state=spec.random_state, progress=progress if distributed.is_main() else False)
     if not cw.train:
         raise ValueError(f"no training windows left from {stamp}: {cw.ledger.summary().to_dict('records')}")
     tmp = out.with_name(out.name + ".partial")
-    resumed = _start(tmp, key, resume)
-    tok = _tokenizer(spec, tok_dir, cw.train, tmp)
+    main = distributed.is_main()  # under torchrun: rank 0 prepares the folder and the tokenizer, the others read them
+    resumed = distributed.broadcast_object(_start(tmp, key, resume) if main else None)
+    tok = _tokenizer(spec, tok_dir, cw.train, tmp) if main else None
+    distributed.barrier()
+    tok = tok or _tokenizer(spec, tok_dir, cw.train, tmp)
     model = _model(spec, tok)
     cfg = TrainConfig(learning_rate=spec.learning_rate, batch_size=spec.batch_size, epochs=spec.epochs,
                       max_steps=spec.max_steps, warmup_ratio=spec.warmup_ratio, weight_decay=spec.weight_decay,
@@ -759,8 +764,12 @@ def pretrain(corpus, *, spec: PretrainSpec | None = None, out_dir=None, exclude=
                       bf16=spec.bf16, device=device, random_state=spec.random_state, progress=progress)
     res = pretrain_mlm(model, tok, cw.train, config=cfg, out_dir=tmp / WORK, mlm_probability=spec.mlm_probability,
                        resume=resumed)
-    card = _card(spec, key, tok, tok_dir, model, res, cw, device, resumed)
-    _save(model, tok, res.history, card, tmp, out, t0)
+    if main:
+        card = _card(spec, key, tok, tok_dir, model, res, cw, device, resumed)
+        _save(model, tok, res.history, card, tmp, out, t0)
+    distributed.barrier()
+    if not main:
+        card = json.loads((out / MODEL_CARD).read_text())
     return PretrainResult(out, card, res.history, cw)
 
 
@@ -890,6 +899,8 @@ def main(argv=None) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    if not distributed.is_main():
+        return 0
     c = res.card
     print(res.checkpoint)
     held, base = c.get("heldout") or {}, c.get("baseline") or {}

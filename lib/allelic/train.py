@@ -9,12 +9,16 @@ What users of Hugging Face models expect, in a small explicit loop (no ``Trainer
 * checkpoints every ``checkpoint_every`` optimiser steps holding model, optimiser, scheduler and RNG states, and
   ``resume=True`` that continues exactly (same final weights as an uninterrupted run);
 * determinism from ``random_state`` (batch order per epoch, dropout, masking);
-* a progress bar, and the history and metrics written as JSON.
+* a progress bar, and the history and metrics written as JSON;
+* several processes under ``torchrun`` / ``accelerate launch`` (DistributedDataParallel; :mod:`allelic.distributed`):
+  ``batch_size`` is the global micro-batch and each optimiser step sees the examples, masks and gradient of one
+  process, rank 0 writes, checkpoints resume in any world size.
 
 Sequences are tokenised once up front (:func:`tokenize_all`), so an epoch is pure tensor work.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
@@ -25,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import distributed
 from .progress import bar as progress_bar
 
 CHECKPOINT = "checkpoint.pt"
@@ -67,11 +72,14 @@ class TrainResult:
 
 
 def resolve_device(device: str | None = "auto"):
-    """``torch.device``: CUDA when available for ``"auto"`` (or None), else the named device."""
+    """``torch.device``: CUDA when available for ``"auto"`` (or None), else the named device. Under a launcher
+    (``torchrun``) each process takes its own GPU: ``"auto"`` and ``"cuda"`` mean ``cuda:LOCAL_RANK``."""
     import torch
 
     if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and distributed.world_size() > 1:
+        return torch.device("cuda", distributed.local_rank())
     return torch.device(device)
 
 
@@ -95,8 +103,6 @@ def tokenize_all(tokenizer, sequences, *, max_length: int | None = None):
 
 
 def _autocast(device, bf16):
-    import contextlib
-
     import torch
 
     use = (bf16 == "auto" and device.type == "cuda") or bf16 is True
@@ -182,12 +188,16 @@ def _save_checkpoint(path: Path, model, opt, sched, loop: _Loop, best_state) -> 
 
 def _run(model, n_examples: int, micro_loss, evaluate_fn, cfg: TrainConfig, out_dir, resume: bool, desc: str,
          stop_after: int | None = None) -> TrainResult:
-    """The shared optimisation loop. ``micro_loss(idx, device, key)`` returns the loss of the examples ``idx``
-    (``key`` identifies the micro-batch, for reproducible random masking);
-    ``evaluate_fn()`` returns validation metrics (dict with ``val_auprc``) or None."""
+    """The shared optimisation loop. ``micro_loss(net, idx, part, device, key)`` returns ``(loss_sum, count)``: the
+    summed loss of the rows ``idx[part]`` (``idx``: the global micro-batch, ``part``: this process's share of it,
+    :func:`allelic.distributed.share`) through ``net`` and how many items (examples, masked tokens) it sums over;
+    ``key`` identifies the micro-batch, for reproducible random masking. ``evaluate_fn()`` returns validation
+    metrics (dict with ``val_auprc``) or None; every process evaluates, so early stopping agrees."""
     import torch
 
     t0 = time.perf_counter()
+    distributed.setup()
+    world, main = distributed.world_size(), distributed.is_main()
     seed_everything(cfg.random_state)
     device = resolve_device(cfg.device)
     model.to(device)
@@ -201,7 +211,7 @@ def _run(model, n_examples: int, micro_loss, evaluate_fn, cfg: TrainConfig, out_
     opt, sched = _optimizer(model, cfg, total)
     loop, best_state = _Loop(), None
     out = Path(out_dir) if out_dir else None
-    if out:
+    if out and main:
         out.mkdir(parents=True, exist_ok=True)
     ckpt = out / CHECKPOINT if out else None
     if resume:
@@ -214,7 +224,8 @@ def _run(model, n_examples: int, micro_loss, evaluate_fn, cfg: TrainConfig, out_
         loop = _Loop(**state["loop"])
         best_state = state["best_state"]
         _set_rng_state(state["rng"])
-    bar = progress_bar(total=total, desc=desc, progress=cfg.progress, leave=False)
+    net = distributed.wrap(model, device)
+    bar = progress_bar(total=total, desc=desc, progress=cfg.progress if main else False, leave=False)
     bar.update(loop.step)
     model.train()
     running, n_run = 0.0, 0
@@ -223,13 +234,23 @@ def _run(model, n_examples: int, micro_loss, evaluate_fn, cfg: TrainConfig, out_
         while loop.batch_in_epoch < micro_per_epoch and loop.step < total and not loop.stopped:
             b = loop.batch_in_epoch
             idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            with _autocast(device, cfg.bf16):
-                loss = micro_loss(idx, device, loop.epoch * 10_000_000 + b)
-            (loss / cfg.grad_accum).backward()
-            running += float(loss.detach())
+            part = distributed.share(len(idx))
+            empty = part.start == part.stop  # a process without rows still joins DDP's gradient all-reduce
+            last_micro = (b + 1) % cfg.grad_accum == 0 or b + 1 >= micro_per_epoch
+            sync = contextlib.nullcontext() if last_micro or net is model else net.no_sync()
+            with sync:
+                with _autocast(device, cfg.bf16):
+                    loss_sum, count = micro_loss(net, idx, slice(0, 1) if empty else part, device,
+                                                 loop.epoch * 10_000_000 + b)
+                if empty:
+                    loss_sum, count = loss_sum * 0.0, 0
+                totals = distributed.all_sum(torch.tensor([float(loss_sum.detach()), float(count)], dtype=torch.float64))
+                n_items = max(float(totals[1]), 1.0)
+                (loss_sum * (world / n_items) / cfg.grad_accum).backward()
+            running += float(totals[0]) / n_items
             n_run += 1
             loop.batch_in_epoch += 1
-            if loop.batch_in_epoch % cfg.grad_accum and loop.batch_in_epoch < micro_per_epoch:
+            if not last_micro:
                 continue
             if cfg.max_grad_norm:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
@@ -255,9 +276,10 @@ def _run(model, n_examples: int, micro_loss, evaluate_fn, cfg: TrainConfig, out_
                             loop.stopped = True
                 bar.set_postfix({k: round(v, 4) for k, v in rec.items() if k in ("loss", "val_auprc")})
             loop.history.append(rec)
-            if ckpt is not None and (loop.step % ckpt_every == 0 or loop.step == total or loop.stopped):
+            if main and ckpt is not None and (loop.step % ckpt_every == 0 or loop.step == total or loop.stopped):
                 _save_checkpoint(ckpt, model, opt, sched, loop, best_state)
             if stop_after is not None and loop.step >= stop_after:  # simulate an interruption (tests)
+                distributed.barrier()  # the checkpoint is written before any process leaves
                 bar.close()
                 return TrainResult(model, pd.DataFrame(loop.history), loop.best_step, {}, out, time.perf_counter() - t0)
         if loop.batch_in_epoch >= micro_per_epoch:
@@ -271,7 +293,7 @@ def _run(model, n_examples: int, micro_loss, evaluate_fn, cfg: TrainConfig, out_
     if loop.best_step > 0 and "val_auprc" in hist:
         best = hist.loc[hist["step"] == loop.best_step].iloc[-1].dropna().to_dict()
     res = TrainResult(model, hist, loop.best_step, best, out, time.perf_counter() - t0)
-    if out:
+    if out and main:
         (out / "metrics.json").write_text(json.dumps({"best_step": loop.best_step, "best": best, "config": asdict(cfg),
                                                       "seconds": res.seconds, "history": loop.history}, indent=1, default=float))
     return res
@@ -349,9 +371,10 @@ def finetune(model, tokenizer, train: pd.DataFrame, val: pd.DataFrame | None = N
         v_x = tensors(val)
         v_y = val[label_col].to_numpy().astype(int)
 
-    def micro_loss(idx, device, key):
-        i = torch.as_tensor(idx)
-        return model(**_batch(x, i, device), labels=y[i].to(device)).loss
+    def micro_loss(net, idx, part, device, key):
+        i = torch.as_tensor(idx[part])
+        logits = net(**_batch(x, i, device)).logits
+        return torch.nn.functional.cross_entropy(logits.float(), y[i].to(device), reduction="sum"), len(i)
 
     def evaluate_fn():
         if val is None or not len(val):
@@ -403,11 +426,15 @@ def pretrain_mlm(model, tokenizer, sequences, *, config: TrainConfig | None = No
     cfg = config or TrainConfig(learning_rate=5e-4, early_stopping_patience=None)
     ids, mask = tokenize_all(tokenizer, sequences, max_length=max_length)
 
-    def micro_loss(idx, device, key):
+    def micro_loss(net, idx, part, device, key):
         g = torch.Generator().manual_seed(cfg.random_state * 1_000_003 + key)
-        i = torch.as_tensor(idx)
+        i = torch.as_tensor(idx)  # masks drawn over the global micro-batch, as one process draws them
         masked, labels = mask_tokens(ids[i], mask[i], tokenizer, mlm_probability=mlm_probability, generator=g)
-        return model(input_ids=masked.to(device), attention_mask=mask[i].to(device), labels=labels.to(device)).loss
+        masked, labels, att = masked[part], labels[part].to(device), mask[i][part]
+        logits = net(input_ids=masked.to(device), attention_mask=att.to(device)).logits
+        loss_sum = torch.nn.functional.cross_entropy(logits.float().view(-1, logits.shape[-1]), labels.view(-1),
+                                                     ignore_index=-100, reduction="sum")
+        return loss_sum, int((labels != -100).sum())
 
     return _run(model, len(ids), micro_loss, lambda: None, cfg, out_dir, resume, "MLM pretraining", stop_after)
 
