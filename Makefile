@@ -9,7 +9,7 @@ N ?=
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help env data book chapters chapter figures html publish test test-fast lab clean clean-all
+.PHONY: help env data book chapters chapter figures html publish workflow workflow-slurm test test-fast lab clean clean-all
 
 help:  ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -47,6 +47,16 @@ publish:  ## push the rendered book (build/_build/html) to the gh-pages branch o
 	@test -f build/_build/html/index.html || { echo "make publish: build/_build/html/index.html is missing; run make book first" >&2; exit 2; }
 	@$(MAKE) --no-print-directory env
 	$(VENV)/bin/ghp-import --no-jekyll --push --force --remote $(REMOTE) --message "Rendered book ($(PROFILE) profile)" build/_build/html
+
+# the workflow's profile: smoke unless PROFILE is given on the command line
+WPROFILE := $(if $(filter command line environment,$(origin PROFILE)),$(PROFILE),smoke)
+SNAKEMAKE := $(VENV)/bin/snakemake -s workflow/Snakefile
+
+workflow: $(STAMP)  ## run the heavy steps and the book with Snakemake on this machine (smoke unless PROFILE=...)
+	$(SNAKEMAKE) --profile workflow/profiles/local --config profile=$(WPROFILE)
+
+workflow-slurm: $(STAMP)  ## list the jobs the SLURM profile would submit (dry run; drop -n on a cluster)
+	$(SNAKEMAKE) --profile workflow/profiles/slurm --config profile=$(WPROFILE) -n --quiet rules
 
 figures: $(STAMP)  ## rebuild the paper figures from saved results (no refitting)
 	$(PY) -m allelic.figures

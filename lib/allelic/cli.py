@@ -7,6 +7,7 @@
     allelic pretrain --corpus DIR --preset cpu       # MLM-pretrain on a corpus of unlabelled DNA
     allelic finetune --base DIR --train FILE.tsv --out DIR   # fine-tune on labelled SNV windows
     allelic motifs --model DIR --windows FILE.tsv --out DIR  # attention, motif enrichment, de novo motifs
+    allelic step count --profile smoke --sample S    # one heavy step of a chapter (workflow/Snakefile's rules)
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ COMMANDS = {
     "pretrain": ("allelic.pretrain", "MLM-pretrain the DNABERT-2 architecture on a corpus of unlabelled DNA"),
     "finetune": ("allelic.finetune", "fine-tune a checkpoint on labelled SNV windows (TSV)"),
     "motifs": ("allelic.explain", "attention profiles, motif enrichment and de novo motifs of a fine-tuned model"),
+    "step": ("allelic.steps", "one heavy step of a chapter (count, test, pretrain, finetune, baselines), for a workflow"),
 }
 
 

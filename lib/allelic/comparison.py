@@ -13,6 +13,7 @@ training windows only, or returns a corpus checkpoint from which every labelled 
 from __future__ import annotations
 
 import dataclasses
+import json
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -20,8 +21,14 @@ from typing import Callable
 import pandas as pd
 from joblib import Parallel, delayed
 
+from . import cache
 from .baselines import FinetunedTransformer, all_baselines, evaluate_models
 from .language_model import conv_widths
+
+#: the two kinds of fold task: every baseline of an assay, or the fine-tuned transformer
+KINDS = ("baselines", "transformer")
+#: bumped when a fold task returns other results for the same inputs (cache key)
+TASK_FORMAT = 1
 
 
 def selected_candidates(search: pd.DataFrame, data: str | None = None) -> dict:
@@ -41,7 +48,8 @@ def selected_candidates(search: pd.DataFrame, data: str | None = None) -> dict:
 
 
 def transformer_vs_baselines(folds, checkpoint: Path | str | Callable, *, selection: dict | None = None,
-                             train_config=None, seeds=(0,), quick: bool = False, device: str = "auto", n_jobs: int = 1):
+                             train_config=None, seeds=(0,), quick: bool = False, device: str = "auto", n_jobs: int = 1,
+                             cache_dir=None):
     """Fit the baselines and the transformer on every fold x seed; returns ``(metrics, scores)``.
 
     ``folds``: example tables or :class:`allelic.datasets.Examples` (e.g. :func:`allelic.datasets.chromosome_folds`).
@@ -51,7 +59,9 @@ def transformer_vs_baselines(folds, checkpoint: Path | str | Callable, *, select
     processes (joblib; -1: one per core), each taking one assay x seed through every fold on one thread, so the
     sequence features of an assay's windows are computed once per process; every fit is seeded on its own, so the
     results do not depend on ``n_jobs``. ``metrics`` has the columns of :func:`allelic.baselines.evaluate_models`
-    plus ``fold`` and ``seed``; ``scores`` one row per test example, model, fold and seed."""
+    plus ``fold`` and ``seed``; ``scores`` one row per test example, model, fold and seed. ``cache_dir``: each
+    fold task's results are kept there (:func:`fold_task`), where the workflow's ``finetune`` and ``baselines``
+    rules put them, and read back instead of refitted."""
     from .train import TrainConfig
 
     cfg = train_config or TrainConfig()
@@ -71,7 +81,7 @@ def transformer_vs_baselines(folds, checkpoint: Path | str | Callable, *, select
         warnings.filterwarnings("ignore", message="A worker stopped while some jobs", category=UserWarning)
         out = Parallel(n_jobs=n_jobs)(
             delayed(_assay_folds)([t[t["assay"] == a] for t in tables], ckpts, selection.get(a, {}), cfg, seed,
-                                  quick, device, one_thread)
+                                  quick, device, one_thread, cache_dir)
             for a, seed in tasks)
     mets = pd.concat([m for m, _ in out], ignore_index=True)
     scs = pd.concat([s for _, s in out], ignore_index=True)
@@ -82,22 +92,81 @@ def transformer_vs_baselines(folds, checkpoint: Path | str | Callable, *, select
 
 
 def _assay_folds(fold_rows: list, ckpts: list, cand: dict, cfg, seed: int, quick: bool, device: str,
-                 one_thread: bool):
+                 one_thread: bool, cache_dir):
     """The baselines and the transformer on one assay's rows of every fold (a joblib task)."""
-    c = dataclasses.replace(cfg, learning_rate=cand.get("learning_rate", cfg.learning_rate))
     mets, scs = [], []
     for i, (rows, ckpt) in enumerate(zip(fold_rows, ckpts)):
         if rows.empty:
             continue
-        transformer = FinetunedTransformer.from_checkpoint(
-            ckpt, head=cand.get("head", "reference"), pooling=cand.get("pooling", "cls"),
-            centre_flank=cand.get("centre_flank", 4), nucleotide_conv=cand.get("nucleotide_conv", 0), config=c,
-            random_state=seed, device=device, n_jobs=1 if one_thread else None)
-        models = all_baselines(rows["assay"].iloc[0], random_state=seed, quick=quick) + [transformer]
-        met, sc = evaluate_models(models, rows, random_state=seed, return_scores=True)
-        mets.append(met.assign(fold=i, seed=seed))
-        scs.append(sc.assign(fold=i, seed=seed))
+        for kind in KINDS:
+            path = task_path(cache_dir, kind, rows["assay"].iloc[0], i, seed) if cache_dir is not None else None
+            met, sc = fold_task(rows, ckpt, kind=kind, candidate=cand, train_config=cfg, seed=seed, quick=quick,
+                                device=device, n_jobs=1 if one_thread else None, cache_path=path)
+            mets.append(met.assign(fold=i, seed=seed))
+            scs.append(sc.assign(fold=i, seed=seed))
     return pd.concat(mets, ignore_index=True), pd.concat(scs, ignore_index=True)
+
+
+def task_path(cache_dir, kind: str, assay: str, fold: int, seed: int) -> Path:
+    """Where a fold task's results live: ``<cache_dir>/<kind>-<assay>-fold<fold>-seed<seed>`` (+ ``.metrics.tsv``,
+    ``.scores.tsv.gz``)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    return Path(cache_dir) / f"{kind}-{assay}-fold{int(fold)}-seed{int(seed)}"
+
+
+def _checkpoint_id(checkpoint) -> str:
+    """A pretrained checkpoint in a cache key: its card's key (pretraining spec, corpus and exclusions) when it has
+    one, else its path."""
+    card = Path(checkpoint) / "model_card.json"
+    if card.is_file():
+        k = json.loads(card.read_text()).get("key")
+        if k:
+            return f"key:{k}"
+    return str(Path(checkpoint).resolve())
+
+
+def fold_task(rows: pd.DataFrame, checkpoint, *, kind: str, candidate: dict | None = None, train_config=None,
+              seed: int = 0, quick: bool = False, device: str = "auto", n_jobs: int | None = None, cache_path=None):
+    """One assay's rows of one fold (``split`` train/val/test): every baseline (``kind="baselines"``,
+    :func:`allelic.baselines.all_baselines`) or the transformer fine-tuned from ``checkpoint`` with ``candidate``'s
+    head, pooling and learning rate (``kind="transformer"``); returns ``(metrics, scores)`` of
+    :func:`allelic.baselines.evaluate_models`.
+
+    ``cache_path`` (a prefix, :func:`task_path`): the results are read from ``<prefix>.metrics.tsv`` and
+    ``<prefix>.scores.tsv.gz`` when their key -- the rows' content, the kind, the seed, and the checkpoint,
+    candidate and fine-tuning settings (transformer) or ``quick`` (baselines) -- matches, else computed and
+    written there."""
+    from .train import TrainConfig
+
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    cand = candidate or {}
+    cfg = dataclasses.replace(train_config or TrainConfig(),
+                              learning_rate=cand.get("learning_rate", (train_config or TrainConfig()).learning_rate))
+    if kind == "transformer":
+        settings = {"checkpoint": _checkpoint_id(checkpoint), "candidate": cand,
+                    "config": {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("device", "progress")}}
+    else:
+        settings = {"quick": quick}
+    cols = ["example_id", "assay", "label", "seq_ref", "seq_alt", "split"]
+    k = cache.key("fold_task", TASK_FORMAT, kind, seed, cache.table_digest(rows[cols]), settings)
+    if cache_path is not None:
+        met, sc = (cache.read(f"{cache_path}.metrics.tsv", k), cache.read(f"{cache_path}.scores.tsv.gz", k))
+        if met is not None and sc is not None:
+            return met, sc
+    if kind == "transformer":
+        models = [FinetunedTransformer.from_checkpoint(
+            checkpoint, head=cand.get("head", "reference"), pooling=cand.get("pooling", "cls"),
+            centre_flank=cand.get("centre_flank", 4), nucleotide_conv=cand.get("nucleotide_conv", 0), config=cfg,
+            random_state=seed, device=device, n_jobs=n_jobs)]
+    else:
+        models = all_baselines(rows["assay"].iloc[0], random_state=seed, quick=quick)
+    met, sc = evaluate_models(models, rows, random_state=seed, return_scores=True)
+    if cache_path is not None:
+        cache.write(f"{cache_path}.metrics.tsv", k, met)
+        cache.write(f"{cache_path}.scores.tsv.gz", k, sc)
+    return met, sc
 
 
 def gap_to_best(metrics: pd.DataFrame, assay: str, *, reference: str = "transformer", metric: str = "auroc") -> str:

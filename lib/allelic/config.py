@@ -182,3 +182,42 @@ def profile_parameters(profile: str, chapter: str, path=None) -> dict:
     params.update(block.get(chapter) or {})
     params["profile"] = profile
     return params
+
+
+def notebook_defaults(notebook) -> dict:
+    """The values assigned in a notebook's ``parameters`` cell (the cell papermill injects after), as Python objects.
+
+    Raises ValueError naming the notebook when it has no such cell or assigns something that is not a literal."""
+    import ast
+    import json
+
+    path = Path(notebook)
+    cells = [c for c in json.loads(path.read_text())["cells"]
+             if c.get("cell_type") == "code" and "parameters" in c.get("metadata", {}).get("tags", [])]
+    if not cells:
+        raise ValueError(f"{path.name}: no cell tagged 'parameters'")
+    src = cells[0]["source"]
+    out = {}
+    for node in ast.parse("".join(src) if isinstance(src, list) else src).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                out[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                raise ValueError(f"{path.name}: parameter {node.targets[0].id} = {ast.unparse(node.value)} "
+                                 f"is not a literal") from None
+    return out
+
+
+def chapter_parameters(profile: str, chapter: str, path=None, notebooks_dir=None) -> dict:
+    """The parameters chapter ``chapter`` runs with under ``profile``: the defaults of its notebook's ``parameters``
+    cell (:func:`notebook_defaults`) updated by :func:`profile_parameters`. The workflow's steps read these, so a
+    step run outside the notebook computes exactly what the chapter would.
+
+    Raises ValueError for an unknown profile or chapter."""
+    nb_dir = Path(notebooks_dir) if notebooks_dir else repo_root() / "notebooks"
+    found = sorted(nb_dir.glob(f"{chapter}_*.ipynb"))
+    if not found:
+        raise ValueError(f"no chapter {chapter!r} in {nb_dir}")
+    params = notebook_defaults(found[0])
+    params.update(profile_parameters(profile, chapter, path))
+    return params

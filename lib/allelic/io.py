@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import config
+from . import cache, config
+from .counts import AlleleCounts, count_alleles
 from .ledger import Ledger
 
 LABEL_COLUMNS = ["chr", "pos", "ref_allele", "hap1_allele", "hap2_allele", "donor", "tissue", "assay",
@@ -135,13 +136,15 @@ def read_entex_windows(entex_dir=None, *, window: int = 200) -> pd.DataFrame:
                          "alleles": df["alleles"], "sequence": cut})
 
 
-def simulation_counts(sim, *, samples=None, ledger: Ledger | None = None, **count_kw) -> pd.DataFrame:
+def simulation_counts(sim, *, samples=None, ledger: Ledger | None = None, cache_dir=None, **count_kw) -> pd.DataFrame:
     """Count every BAM of a :class:`allelic.simulate.Simulation` at its donor's het SNVs, in the counts schema.
 
     ``samples`` restricts to some sample names; ``count_kw`` go to :func:`allelic.counts.count_alleles`
     (``min_base_quality``, ``min_mapping_quality``, ``n_jobs``, ...). SNVs the VCF parser or the counter removed are
-    appended to ``ledger``."""
-    from .counts import count_alleles, read_het_snvs
+    appended to ``ledger``. ``cache_dir``: each sample's counts and ledger are kept in ``<cache_dir>/<sample>.tsv.gz``
+    and ``<sample>.ledger.tsv``, keyed by the BAM, the VCF and the counting settings (:mod:`allelic.cache`), and
+    read back instead of counted again; the workflow's ``count`` rule (one job per BAM) writes them."""
+    from .counts import read_het_snvs
 
     meta = sim.samples()
     if samples is not None:
@@ -150,14 +153,45 @@ def simulation_counts(sim, *, samples=None, ledger: Ledger | None = None, **coun
             raise ValueError(f"unknown sample(s) {', '.join(unknown)} in {sim.root}")
         meta = meta[meta["sample"].isin(samples)]
     het = {d: read_het_snvs(sim.vcf, d) for d in meta["donor"].unique()}
-    res = count_alleles(dict(zip(meta["sample"], meta["bam"])), {s: het[d] for s, d in zip(meta["sample"], meta["donor"])},
-                        **count_kw)
+    bams = dict(zip(meta["sample"], meta["bam"]))
+    variants = {s: het[d] for s, d in zip(meta["sample"], meta["donor"])}
+    if cache_dir is None:
+        res = count_alleles(bams, variants, **count_kw)
+        parts, count_ledger = [res.table], res.ledger
+    else:
+        parts, count_ledger = [], Ledger()
+        for s in meta["sample"]:
+            t, lg = count_sample(bams[s], variants[s], sample=s, vcf=sim.vcf, cache_dir=cache_dir, **count_kw)
+            parts.append(t)
+            count_ledger.merge(lg)
     if ledger is not None:
         for v in het.values():
             ledger.merge(v.ledger)
-        ledger.merge(res.ledger)
+        ledger.merge(count_ledger)
+    res = AlleleCounts(pd.concat(parts, ignore_index=True), count_ledger)
     t = res.table.merge(meta[["sample", "donor", "tissue", "assay"]], on="sample", how="left")
     haps = pd.concat([v.table[["chrom", "pos", "hap1_allele", "hap2_allele"]].assign(donor=d) for d, v in het.items()])
     t = t.drop(columns=[c for c in ("hap1_allele", "hap2_allele") if c in t]).merge(haps, on=["donor", "chrom", "pos"], how="left")
     extra = [c for c in t.columns if c not in COUNT_COLUMNS]
     return t[[c for c in COUNT_COLUMNS if c in t.columns] + extra]
+
+
+#: bumped when counting changes what it returns for the same BAM, VCF and settings (cache key)
+COUNT_FORMAT = 1
+_NOT_IN_COUNT_KEY = ("n_jobs", "progress")
+
+
+def count_sample(bam, variants, *, sample: str, vcf, cache_dir, **count_kw) -> tuple[pd.DataFrame, Ledger]:
+    """One BAM counted at its donor's SNVs (:func:`allelic.counts.count_alleles`), through the cache
+    ``<cache_dir>/<sample>.tsv.gz`` (+ ``<sample>.ledger.tsv``) keyed by the BAM and VCF (name, size, time),
+    ``sample`` and the counting settings. Returns the count table and the counter's ledger."""
+    k = cache.key("counts", COUNT_FORMAT, sample, cache.file_stamp(bam), cache.file_stamp(vcf),
+                  {a: v for a, v in count_kw.items() if a not in _NOT_IN_COUNT_KEY})
+    d = Path(cache_dir)
+    table, led = cache.read(d / f"{sample}.tsv.gz", k), cache.read(d / f"{sample}.ledger.tsv", k)
+    if table is not None and led is not None:
+        return table, Ledger(list(led.itertuples(index=False, name=None)))
+    res = count_alleles({sample: bam}, {sample: variants}, **count_kw)
+    cache.write(d / f"{sample}.tsv.gz", k, res.table, bam=str(bam))
+    cache.write(d / f"{sample}.ledger.tsv", k, res.ledger.table())
+    return res.table, res.ledger

@@ -248,6 +248,27 @@ def pretrained_checkpoint(examples: pd.DataFrame, *, spec, corpus=None, model_di
     return pretrain(training_windows(examples), spec=spec, exclude=held, progress=progress).checkpoint
 
 
+def chapter_pretrain_spec(data: str, *, size: dict, pretrain_windows: int | None = None, pretrain_epochs: int = 1,
+                          pretrain_lr: float = 5e-4, corpus=None, tokenizer=None, corpus_windows: int | None = None,
+                          corpus_epochs: int = 1, entex_pretrain_epochs: int = 1, **_other_parameters) -> PretrainSpec:
+    """The :class:`allelic.pretrain.PretrainSpec` chapter 04 pretrains with, from its parameters (other chapter
+    parameters are ignored, so the workflow passes :func:`allelic.config.chapter_parameters` whole). ``size``: the
+    model's ``vocab_size, hidden_size, num_hidden_layers, num_attention_heads, intermediate_size, random_state``.
+
+    ``data="simulator"``: ``pretrain_windows`` windows for ``pretrain_epochs`` (of the simulated genome).
+    ``data="entex"``: with a ``corpus``, ``corpus_windows`` of it for ``corpus_epochs``, tokenised by ``tokenizer``
+    when given (the published DNABERT-2 tokenizer); without one, every EN-TEx training window for
+    ``entex_pretrain_epochs``."""
+    if data == "simulator":
+        return PretrainSpec(**size, n_windows=pretrain_windows, epochs=pretrain_epochs, learning_rate=pretrain_lr)
+    if data != "entex":
+        raise ValueError(f"data must be 'simulator' or 'entex', got {data!r}")
+    if corpus is not None:
+        return PretrainSpec(**size, tokenizer=str(tokenizer) if tokenizer else None, n_windows=corpus_windows,
+                            epochs=corpus_epochs, learning_rate=pretrain_lr)
+    return PretrainSpec(**size, n_windows=None, epochs=entex_pretrain_epochs, learning_rate=pretrain_lr)
+
+
 def _pretrained_on(card: dict) -> str:
     """``"<n> windows of <corpus files or source>"`` from a pretraining card."""
     corpus = card.get("corpus", {})

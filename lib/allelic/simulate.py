@@ -121,6 +121,11 @@ class SimParams:
     p_cnv_diploid: float = 0.25
     random_state: int = 0
 
+    def sample_names(self) -> list[str]:
+        """The samples a simulation of these parameters holds (``<donor>_<tissue>_<assay>``, in ``samples.tsv``'s
+        order), without simulating."""
+        return [f"{d}_{t}_{a}" for d in self.donors for t in self.tissues for a in self.assays]
+
     def key(self) -> str:
         d = dataclasses.asdict(self)
         if not self.cnv_donors:                   # a diploid data set's key does not depend on the copy-number settings

@@ -1,0 +1,178 @@
+"""The workflow (workflow/Snakefile): its steps compute what the chapters compute, the chapters read the steps'
+results back instead of computing them again, and the SLURM profile's dry run lists the expected jobs."""
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from allelic import cache, config, io, steps
+from allelic.ledger import Ledger
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+REAL_DATA = ("ALLELIC_ENTEX_DIR", "ALLELIC_HEK293_DIR", "ALLELIC_PRETRAIN_CORPUS", "ALLELIC_TOKENIZER_DIR")
+
+
+def _env(tmp: Path) -> dict:
+    """The book's folders under ``tmp``, without the real-data variables (the simulator's steps only)."""
+    env = {k: v for k, v in os.environ.items() if k not in REAL_DATA}
+    env.update(ALLELIC_RESULTS_DIR=str(tmp / "results"), ALLELIC_BUILD_DIR=str(tmp / "build"),
+               ALLELIC_DATA_DIR=str(tmp / "data"))
+    return env
+
+
+def _snakemake(tmp: Path, profile_dir: str, *args) -> subprocess.CompletedProcess:
+    if not SNAKEMAKE.exists():
+        pytest.skip("snakemake is not installed in this environment (make env installs it)")
+    r = subprocess.run([str(SNAKEMAKE), "-s", "workflow/Snakefile", "--profile", f"workflow/profiles/{profile_dir}",
+                        "--config", "profile=smoke", *map(str, args)], cwd=ROOT, env=_env(tmp), capture_output=True,
+                       text=True, timeout=1800)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    return r
+
+
+def test_chapter_parameters_are_the_notebook_defaults_updated_by_the_profile(tmp_path):
+    smoke, default = config.chapter_parameters("smoke", "05"), config.chapter_parameters("default", "05")
+    assert smoke["n_folds"] == 2 and default["n_folds"] == 6  # from profiles.yml
+    assert smoke["batch_size"] == default["batch_size"] == 32  # the notebook's parameters cell
+    assert smoke["seeds"] == [0] and smoke["entex_dir"] is None and default["profile"] == "default"
+    nb = {"cells": [{"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": "a = 1\nb = make()\n"}]}
+    (tmp_path / "09_bad.ipynb").write_text(json.dumps(nb))
+    with pytest.raises(ValueError, match=r"09_bad.ipynb: parameter b = make\(\) is not a literal"):
+        config.notebook_defaults(tmp_path / "09_bad.ipynb")
+    nb["cells"][0]["metadata"] = {}
+    (tmp_path / "09_bad.ipynb").write_text(json.dumps(nb))
+    with pytest.raises(ValueError, match="no cell tagged 'parameters'"):
+        config.notebook_defaults(tmp_path / "09_bad.ipynb")
+    with pytest.raises(ValueError, match="no chapter '42'"):
+        config.chapter_parameters("smoke", "42")
+
+
+def test_sample_names_are_those_of_the_simulation(small_sim):
+    assert small_sim.params.sample_names() == small_sim.samples()["sample"].tolist()
+
+
+def test_cache_round_trip_keeps_types_missing_values_and_empty_strings(tmp_path):
+    t = pd.DataFrame({"i": np.array([1, 2, 3], dtype=np.int32), "f": [0.1, np.nan, 1 / 3], "s": ["a", "", np.nan],
+                      "b": [True, False, True], "n": ["NA", "nan", "N"]})
+    cache.write(tmp_path / "t.tsv.gz", "k1", t)
+    pd.testing.assert_frame_equal(cache.read(tmp_path / "t.tsv.gz", "k1"), t)
+    assert cache.read(tmp_path / "t.tsv.gz", "k2") is None  # another key: recompute
+    assert cache.read(tmp_path / "missing.tsv", "k1") is None
+    (tmp_path / "t.tsv.gz.json").write_text("{ truncated")
+    assert cache.read(tmp_path / "t.tsv.gz", "k1") is None
+    assert cache.key("a", {"x": 1}) == cache.key("a", {"x": 1}) != cache.key("a", {"x": 2})
+
+
+def test_counts_are_read_back_and_recounted_when_a_setting_changes(small_sim, tmp_path, monkeypatch):
+    kw = dict(min_base_quality=13, min_mapping_quality=10)
+    plain_ledger, cached_ledger = Ledger(), Ledger()
+    plain = io.simulation_counts(small_sim, ledger=plain_ledger, **kw)
+    first = io.simulation_counts(small_sim, ledger=cached_ledger, cache_dir=tmp_path, **kw)
+    pd.testing.assert_frame_equal(first, plain)
+    pd.testing.assert_frame_equal(cached_ledger.table(), plain_ledger.table())
+    assert len(list(tmp_path.glob("*.tsv.gz"))) == len(small_sim.samples())
+
+    calls = []
+    real = io.count_alleles
+    monkeypatch.setattr(io, "count_alleles", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again_ledger = Ledger()
+    again = io.simulation_counts(small_sim, ledger=again_ledger, cache_dir=tmp_path, n_jobs=2, **kw)
+    assert not calls  # every sample read back (n_jobs is not part of the key)
+    pd.testing.assert_frame_equal(again, plain)
+    pd.testing.assert_frame_equal(again_ledger.table(), plain_ledger.table())
+    side = tmp_path / "D1_liver_CTCF.tsv.gz.json"
+    before = json.loads(side.read_text())["key"]
+    io.simulation_counts(small_sim, cache_dir=tmp_path, min_base_quality=20, min_mapping_quality=10,
+                         samples=["D1_liver_CTCF"])
+    assert calls == [1] and json.loads(side.read_text())["key"] != before  # recounted, and the file replaced
+
+
+def _job_stats(text: str) -> dict:
+    """``{rule: count}`` from the 'Job stats' table Snakemake prints."""
+    block = text.split("Job stats:")[-1]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", block, flags=re.M)
+            if m.group(1) != "total"}
+
+
+def test_slurm_dry_run_lists_the_expected_jobs(tmp_path):
+    r = _snakemake(tmp_path, "slurm", "-n")
+    out = r.stdout + r.stderr
+    plan = steps.plan("smoke")
+    expected = {"simulate": 1, "count": len(plan["samples"]), "test": len(plan["assays"]), "pretrain": 1,
+                "finetune": len(plan["tasks"]), "baselines": len(plan["tasks"]), "book": 1, "all": 1,
+                **{f"chapter_{c[:2]}": 1 for c in plan["chapters"]}}
+    assert _job_stats(out) == expected
+    assert expected["count"] == 30 and expected["finetune"] == 10  # 2 donors x 3 tissues x 5 assays; 5 assays x 2 folds
+    # the GPU jobs ask the SLURM executor for a GPU on the GPU partition, the others for the CPU partition
+    jobs = re.split(r"\n(?=(?:local)?rule \w+:)", out)
+    for job in jobs:
+        rule = re.match(r"(?:local)?rule (\w+):", job.strip())
+        res = re.search(r"resources: (.*)", job)
+        if not rule or not res or rule.group(1) == "all":
+            continue
+        gpu = rule.group(1) in ("pretrain", "finetune")
+        assert ("gpu=1" in res.group(1)) == gpu, job
+        assert f"slurm_partition={'gpu' if gpu else 'cpu'}" in res.group(1), job
+
+
+@pytest.mark.notebooks
+def test_workflow_on_smoke_computes_what_the_book_computes(built, tmp_path):
+    """The workflow's steps (counting per BAM, testing per assay, pretraining, fine-tuning and baselines per assay x
+    fold x seed; chapters 01-04 through the runner as their rules) in a fresh folder give the smoke book's numbers;
+    afterwards the runner finds chapters 01-04 up to date and chapter 05 reads the fold results back, refitting
+    nothing."""
+    book = built[0] / "results"
+    plan = steps.plan("smoke")
+    res = tmp_path / "results"
+    tasks = [res / "05" / "tasks" / t["data"] / f"{k}-{t['assay']}-fold{t['fold']}-seed{t['seed']}.metrics.tsv"
+             for t in plan["tasks"] for k in ("transformer", "baselines")]
+    tests = [res / "02" / "assays" / f"{a}.tsv.gz" for a in plan["assays"]]
+    _snakemake(tmp_path, "local", *tasks, *tests)
+
+    # counting: one job per BAM, read back by chapter 01
+    pd.testing.assert_frame_equal(pd.read_csv(res / "01" / "counts.tsv.gz", sep="\t"),
+                                  pd.read_csv(book / "01" / "counts.tsv.gz", sep="\t"))
+    # testing per assay: the same null fit and p-values as chapter 02's table (its BH runs over every assay)
+    calls = pd.read_csv(book / "02" / "imbalance.tsv.gz", sep="\t")
+    for a in plan["assays"]:
+        mine = pd.read_csv(res / "02" / "assays" / f"{a}.tsv.gz", sep="\t")
+        theirs = calls[calls["assay"] == a]
+        both = mine.merge(theirs, on=["sample", "chrom", "pos"], suffixes=("", "_book"), validate="1:1")
+        assert len(both) == len(mine) == len(theirs) > 0
+        for c in ("p_null", "rho", "p_binom", "p_betabinom"):
+            np.testing.assert_allclose(both[c], both[f"{c}_book"], rtol=1e-12, err_msg=f"{a} {c}")
+    # pretraining: the checkpoint chapter 04 fine-tuned
+    mine = json.loads((res / "04" / "pretrained-simulator.json").read_text())["checkpoint"]
+    theirs = json.loads((book / "04" / "checkpoints.json").read_text())["simulator"]
+    card = [json.loads((Path(p) / "model_card.json").read_text()) for p in (mine, theirs)]
+    assert card[0]["key"] == card[1]["key"] and card[0]["steps"] == card[1]["steps"] > 0
+    np.testing.assert_allclose(card[0]["mlm_loss_curve"]["loss"], card[1]["mlm_loss_curve"]["loss"], rtol=1e-4)
+    # fine-tuning and baselines per assay x fold x seed: chapter 05's numbers
+    book05 = pd.read_csv(book / "05" / "fold_metrics.tsv", sep="\t").set_index(["fold", "seed", "assay", "model"])
+    rows = []
+    for t in plan["tasks"]:
+        for kind in ("transformer", "baselines"):
+            m = pd.read_csv(res / "05" / "tasks" / "simulator" / f"{kind}-{t['assay']}-fold{t['fold']}-seed{t['seed']}"
+                            ".metrics.tsv", sep="\t")
+            rows.append(m.assign(fold=t["fold"], seed=t["seed"]))
+    wf05 = pd.concat(rows).set_index(["fold", "seed", "assay", "model"]).sort_index()
+    assert len(wf05) == len(book05) == len(plan["tasks"]) * 7
+    both = wf05.join(book05, rsuffix="_book")
+    np.testing.assert_allclose(both["auroc"], both["auroc_book"], atol=1e-6)
+    np.testing.assert_allclose(both["auprc"], both["auprc_book"], atol=1e-6)
+
+    # make book after the workflow: chapters 01-04 are up to date, chapter 05 fits nothing
+    run = subprocess.run([sys.executable, "-m", "allelic.run", "--profile", "smoke", "--chapters", "01", "02", "03",
+                          "04", "05"], cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True, timeout=1800)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert run.stdout.count("(cached)") == 4 and "05_baselines.ipynb (profile smoke)" in run.stdout
+    ch05 = pd.read_csv(res / "05" / "fold_metrics.tsv", sep="\t").set_index(["fold", "seed", "assay", "model"])
+    # fit times are those of the workflow's jobs: read back, not refitted
+    np.testing.assert_array_equal(ch05.sort_index()["fit_seconds"], wf05["fit_seconds"])
