@@ -184,6 +184,37 @@ def test_comparison_results_do_not_depend_on_n_jobs(checkpoint):
     pd.testing.assert_frame_equal(s1, s2)
 
 
+def test_comparison_reads_fold_results_back_and_refits_what_changed(checkpoint, tmp_path, monkeypatch):
+    """With ``cache_dir`` each assay x fold x seed task is kept (where the workflow's finetune and baselines rules put
+    it) and read back instead of refitted; a changed fine-tuning setting refits the transformer only."""
+    from allelic import comparison
+
+    rng = np.random.default_rng(6)
+    n = 240
+    ref = ["".join(rng.choice(list("ACGT"), 200)) for _ in range(n)]
+    alt = [s[:100] + {"A": "T", "C": "A", "G": "T", "T": "A"}[s[100]] + s[101:] for s in ref]
+    fold = pd.DataFrame({"example_id": [f"s{i}" for i in range(n)], "assay": "CTCF", "label": rng.integers(0, 2, n),
+                         "seq_ref": ref, "seq_alt": alt, "split": np.repeat(["train", "val", "test"], [150, 40, 50])})
+    cfg = TrainConfig(learning_rate=2e-3, batch_size=32, epochs=1, progress=False)
+    kw = dict(train_config=cfg, quick=True, device="cpu", cache_dir=tmp_path)
+    m1, s1 = comparison.transformer_vs_baselines([fold], checkpoint, **kw)
+    assert sorted(p.name for p in tmp_path.glob("*.metrics.tsv")) == ["baselines-CTCF-fold0-seed0.metrics.tsv",
+                                                                     "transformer-CTCF-fold0-seed0.metrics.tsv"]
+    fitted = []
+    real = comparison.evaluate_models
+    monkeypatch.setattr(comparison, "evaluate_models", lambda models, *a, **k: fitted.append(
+        [m.name for m in models]) or real(models, *a, **k))
+    m2, s2 = comparison.transformer_vs_baselines([fold], checkpoint, **kw)
+    assert fitted == []  # everything read back, fit times included
+    pd.testing.assert_frame_equal(m2, m1)
+    pd.testing.assert_frame_equal(s2, s1)
+    kw["train_config"] = dataclasses.replace(cfg, epochs=2)
+    m3, _ = comparison.transformer_vs_baselines([fold], checkpoint, **kw)
+    assert fitted == [["transformer"]]  # the baselines do not depend on the fine-tuning settings
+    base = m1["model"] != "transformer"
+    pd.testing.assert_frame_equal(m3[base.to_numpy()], m1[base])
+
+
 def test_figure_9a_spec_describes_the_window_the_model_reads(pair_examples, checkpoint):
     model = load_model(checkpoint, task="classification", num_labels=2, classifier_pooling="centre",
                        classifier_centre_flank=4)

@@ -3,6 +3,7 @@ results back instead of computing them again, and the SLURM profile's dry run li
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -122,24 +123,43 @@ def test_slurm_dry_run_lists_the_expected_jobs(tmp_path):
         assert f"slurm_partition={'gpu' if gpu else 'cpu'}" in res.group(1), job
 
 
+def _book_without_step_outputs(book: Path, tmp: Path) -> None:
+    """A copy of a rendered smoke book's folders in ``tmp`` with every step's output and cache removed: what the
+    chapters produced stays, what the workflow's steps produce must be computed again."""
+    shutil.copytree(book / "results", tmp / "results")
+    shutil.copytree(book / "data", tmp / "data")
+    shutil.copytree(book / "build" / "executed", tmp / "build" / "executed")
+    for gone in ("results/01/counts", "results/02/assays", "results/05/tasks", "data/models"):
+        shutil.rmtree(tmp / gone, ignore_errors=True)
+    for f in (tmp / "results" / "04").glob("pretrained-*.json"):
+        f.unlink()
+
+
 @pytest.mark.notebooks
-def test_workflow_on_smoke_computes_what_the_book_computes(built, tmp_path):
-    """The workflow's steps (counting per BAM, testing per assay, pretraining, fine-tuning and baselines per assay x
-    fold x seed; chapters 01-04 through the runner as their rules) in a fresh folder give the smoke book's numbers;
-    afterwards the runner finds chapters 01-04 up to date and chapter 05 reads the fold results back, refitting
-    nothing."""
+def test_workflow_steps_on_smoke_compute_what_the_book_computed(built, tmp_path, monkeypatch):
+    """The workflow's step rules (counting per BAM, testing per assay, pretraining, fine-tuning and baselines per
+    assay x fold x seed), run by Snakemake in a fresh folder beside the smoke book's chapter outputs (the chapters'
+    rules not allowed to run), give the smoke book's numbers. That chapters read the steps' files back instead of
+    computing them again is tested with the library (counts above, fold tasks in test_language_model.py)."""
     book = built[0] / "results"
+    _book_without_step_outputs(built[0], tmp_path)
     plan = steps.plan("smoke")
     res = tmp_path / "results"
-    tasks = [res / "05" / "tasks" / t["data"] / f"{k}-{t['assay']}-fold{t['fold']}-seed{t['seed']}.metrics.tsv"
-             for t in plan["tasks"] for k in ("transformer", "baselines")]
-    tests = [res / "02" / "assays" / f"{a}.tsv.gz" for a in plan["assays"]]
-    _snakemake(tmp_path, "local", *tasks, *tests)
+    tasks = [t for t in plan["tasks"] if t["assay"] == "CTCF"]  # both folds; the other assays run the same rules
+    targets = ([res / "02" / "assays" / f"{a}.tsv.gz" for a in plan["assays"]] + [res / "04" / "pretrained-simulator.json"]
+               + [res / "05" / "tasks" / "simulator" / f"{k}-CTCF-fold{t['fold']}-seed{t['seed']}.metrics.tsv"
+                  for t in tasks for k in ("transformer", "baselines")])
+    r = _snakemake(tmp_path, "local", "--allowed-rules", "count", "test", "pretrain", "finetune", "baselines", "--",
+                   *targets)
+    assert _job_stats(r.stdout + r.stderr) == {"count": 30, "test": 5, "pretrain": 1, "finetune": 2, "baselines": 2}
 
-    # counting: one job per BAM, read back by chapter 01
-    pd.testing.assert_frame_equal(pd.read_csv(res / "01" / "counts.tsv.gz", sep="\t"),
-                                  pd.read_csv(book / "01" / "counts.tsv.gz", sep="\t"))
-    # testing per assay: the same null fit and p-values as chapter 02's table (its BH runs over every assay)
+    # counting: one job per BAM gives chapter 01's table
+    p01 = config.chapter_parameters("smoke", "01")
+    monkeypatch.setattr(io, "count_alleles", lambda *a, **k: pytest.fail("counted again instead of read back"))
+    counts = io.simulation_counts(_simulation(tmp_path), cache_dir=res / "01" / "counts",
+                                  min_base_quality=p01["min_base_quality"], min_mapping_quality=p01["min_mapping_quality"])
+    pd.testing.assert_frame_equal(counts, pd.read_csv(book / "01" / "counts.tsv.gz", sep="\t"))
+    # testing per assay: the same null fit and p-values as chapter 02's table (whose BH runs over every assay)
     calls = pd.read_csv(book / "02" / "imbalance.tsv.gz", sep="\t")
     for a in plan["assays"]:
         mine = pd.read_csv(res / "02" / "assays" / f"{a}.tsv.gz", sep="\t")
@@ -148,31 +168,27 @@ def test_workflow_on_smoke_computes_what_the_book_computes(built, tmp_path):
         assert len(both) == len(mine) == len(theirs) > 0
         for c in ("p_null", "rho", "p_binom", "p_betabinom"):
             np.testing.assert_allclose(both[c], both[f"{c}_book"], rtol=1e-12, err_msg=f"{a} {c}")
-    # pretraining: the checkpoint chapter 04 fine-tuned
-    mine = json.loads((res / "04" / "pretrained-simulator.json").read_text())["checkpoint"]
-    theirs = json.loads((book / "04" / "checkpoints.json").read_text())["simulator"]
-    card = [json.loads((Path(p) / "model_card.json").read_text()) for p in (mine, theirs)]
+    # pretraining: the checkpoint chapter 04 fine-tuned (same key, same loss curve), built again
+    mine = Path(json.loads((res / "04" / "pretrained-simulator.json").read_text())["checkpoint"])
+    theirs = Path(json.loads((book / "04" / "checkpoints.json").read_text())["simulator"])
+    assert mine.parent == tmp_path / "data" / "models"
+    card = [json.loads((p / "model_card.json").read_text()) for p in (mine, theirs)]
     assert card[0]["key"] == card[1]["key"] and card[0]["steps"] == card[1]["steps"] > 0
     np.testing.assert_allclose(card[0]["mlm_loss_curve"]["loss"], card[1]["mlm_loss_curve"]["loss"], rtol=1e-4)
     # fine-tuning and baselines per assay x fold x seed: chapter 05's numbers
     book05 = pd.read_csv(book / "05" / "fold_metrics.tsv", sep="\t").set_index(["fold", "seed", "assay", "model"])
-    rows = []
-    for t in plan["tasks"]:
-        for kind in ("transformer", "baselines"):
-            m = pd.read_csv(res / "05" / "tasks" / "simulator" / f"{kind}-{t['assay']}-fold{t['fold']}-seed{t['seed']}"
-                            ".metrics.tsv", sep="\t")
-            rows.append(m.assign(fold=t["fold"], seed=t["seed"]))
-    wf05 = pd.concat(rows).set_index(["fold", "seed", "assay", "model"]).sort_index()
-    assert len(wf05) == len(book05) == len(plan["tasks"]) * 7
-    both = wf05.join(book05, rsuffix="_book")
+    wf05 = pd.concat([pd.read_csv(res / "05" / "tasks" / "simulator" / f"{k}-CTCF-fold{t['fold']}-seed{t['seed']}"
+                                  ".metrics.tsv", sep="\t").assign(fold=t["fold"], seed=t["seed"])
+                      for t in tasks for k in ("transformer", "baselines")]).set_index(["fold", "seed", "assay", "model"])
+    assert len(wf05) == 2 * 7
+    both = wf05.join(book05, rsuffix="_book", how="left")
     np.testing.assert_allclose(both["auroc"], both["auroc_book"], atol=1e-6)
     np.testing.assert_allclose(both["auprc"], both["auprc_book"], atol=1e-6)
 
-    # make book after the workflow: chapters 01-04 are up to date, chapter 05 fits nothing
-    run = subprocess.run([sys.executable, "-m", "allelic.run", "--profile", "smoke", "--chapters", "01", "02", "03",
-                          "04", "05"], cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True, timeout=1800)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    assert run.stdout.count("(cached)") == 4 and "05_baselines.ipynb (profile smoke)" in run.stdout
-    ch05 = pd.read_csv(res / "05" / "fold_metrics.tsv", sep="\t").set_index(["fold", "seed", "assay", "model"])
-    # fit times are those of the workflow's jobs: read back, not refitted
-    np.testing.assert_array_equal(ch05.sort_index()["fit_seconds"], wf05["fit_seconds"])
+
+def _simulation(tmp: Path):
+    from allelic import simulate
+
+    p = config.chapter_parameters("smoke", "01")
+    params = simulate.get_params(p["simulation"], random_state=p["random_state"])
+    return simulate.Simulation(tmp / "data" / f"{p['simulation']}-{params.key()}", params)

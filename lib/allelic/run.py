@@ -3,6 +3,7 @@
     python -m allelic.run --profile smoke                # every chapter, in order
     python -m allelic.run --profile default --chapters 02
     python -m allelic.run --list
+    python -m allelic.run --render                       # the executed chapters as the HTML book
 
 Each chapter ``notebooks/NN_name.ipynb`` runs with the parameters of the chosen profile
 (:func:`allelic.config.profile_parameters`); the executed copy goes to ``<build>/executed/NN_name.ipynb``,
@@ -159,12 +160,46 @@ def run_book(profile: str = "smoke", chapter_ids=None, *, force: bool = False, n
     return records
 
 
+def render(build_dir=None, *, quiet: bool = True) -> Path:
+    """Render the executed chapters of ``build_dir`` (default :func:`allelic.config.build_dir`) as the HTML book in
+    ``<build_dir>/_build/html`` with Jupyter Book, warnings as errors; returns its ``index.html``.
+
+    The table of contents names ``build/executed/NN_*``; a build folder elsewhere than ``<root>/build``
+    (``ALLELIC_BUILD_DIR``, the workflow's) is rendered from ``<build_dir>/book-root``, which links the book's
+    sources and that folder's executed notebooks. Raises RuntimeError with Jupyter Book's output when it fails."""
+    import shutil
+    import subprocess
+
+    root = config.repo_root()
+    build = Path(build_dir or config.build_dir()).resolve()
+    src = root
+    if build != (root / "build").resolve():
+        src = build / "book-root"
+        (src / "build").mkdir(parents=True, exist_ok=True)
+        for link, target in ((src / "_config.yml", root / "_config.yml"), (src / "book", root / "book"),
+                             (src / "build" / "executed", build / "executed")):
+            if link.is_symlink() or link.is_file():
+                link.unlink()
+            elif link.is_dir():
+                shutil.rmtree(link)
+            link.symlink_to(target, target_is_directory=target.is_dir())
+    jb = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(jb), "build", str(src), "--toc", str(src / "book" / "_toc.yml"), "--config", str(src / "_config.yml"),
+           "--path-output", str(build), "-W"] + (["-q"] if quiet else [])
+    r = subprocess.run(cmd, cwd=src, capture_output=quiet, text=True)
+    if r.returncode:
+        raise RuntimeError(f"jupyter-book build failed (exit {r.returncode})" +
+                           (f":\n{r.stdout[-3000:]}{r.stderr[-3000:]}" if quiet else ""))
+    return build / "_build" / "html" / "index.html"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m allelic.run", description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default="smoke", help="parameter profile in notebooks/profiles.yml (smoke, default, full)")
     ap.add_argument("--chapters", nargs="*", help="chapter numbers to run (default: all)")
     ap.add_argument("--force", action="store_true", help="rerun even when the cache key is unchanged")
     ap.add_argument("--list", action="store_true", help="list the chapters and profiles, then exit")
+    ap.add_argument("--render", action="store_true", help="render the executed chapters as the HTML book, then exit")
     ap.add_argument("--kernel", default="python3", help="Jupyter kernel name")
     a = ap.parse_args(argv)
     try:
@@ -173,8 +208,11 @@ def main(argv=None) -> int:
                 print(cid, nb.name)
             print("profiles:", ", ".join(config.load_profiles()))
             return 0
+        if a.render:
+            print(f"book: {render()}")
+            return 0
         run_book(a.profile, a.chapters, force=a.force, kernel_name=a.kernel)
-    except (ValueError, FileNotFoundError, ChapterFailed) as exc:
+    except (ValueError, FileNotFoundError, ChapterFailed, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
