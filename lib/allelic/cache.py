@@ -6,6 +6,10 @@ result depends on (inputs, parameters, the format version of the step). Whoever 
 notebook or a rule of the workflow (``workflow/Snakefile``) -- calls the same function with the same cache folder:
 a file with the same key is read back, anything else is recomputed and overwritten. So a workflow run on a cluster
 and ``make book`` afterwards share the work, and a changed parameter never reads a stale file.
+
+Unlike the runner's chapter keys, a step's key does not hash the library's source (an edited docstring must not refit
+120 fold tasks): each step's key holds a format number (``io.COUNT_FORMAT``, ``comparison.TASK_FORMAT``,
+``pretrain.FORMAT_VERSION``) that is bumped when a change of the code changes what the step returns.
 """
 from __future__ import annotations
 

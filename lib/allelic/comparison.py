@@ -142,8 +142,8 @@ def fold_task(rows: pd.DataFrame, checkpoint, *, kind: str, candidate: dict | No
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     cand = candidate or {}
-    cfg = dataclasses.replace(train_config or TrainConfig(),
-                              learning_rate=cand.get("learning_rate", (train_config or TrainConfig()).learning_rate))
+    base = train_config or TrainConfig()
+    cfg = dataclasses.replace(base, learning_rate=cand.get("learning_rate", base.learning_rate))
     if kind == "transformer":
         settings = {"checkpoint": _checkpoint_id(checkpoint), "candidate": cand,
                     "config": {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("device", "progress")}}

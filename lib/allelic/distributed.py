@@ -100,11 +100,18 @@ def share(n: int, rank_: int | None = None, world: int | None = None) -> slice:
 
 
 def all_sum(values):
-    """The element-wise sum over processes of a 1-d float64 tensor (returned as is in one process)."""
+    """The element-wise sum over processes of a 1-d float64 CPU tensor (returned as is in one process); NCCL reduces
+    GPU tensors only, so there the values travel through this process's GPU."""
+    import torch
     import torch.distributed as dist
 
-    if active():
-        dist.all_reduce(values, op=dist.ReduceOp.SUM)
+    if not active():
+        return values
+    if dist.get_backend() == "nccl":
+        on_gpu = values.to(torch.device("cuda", torch.cuda.current_device()))
+        dist.all_reduce(on_gpu, op=dist.ReduceOp.SUM)
+        return on_gpu.cpu()
+    dist.all_reduce(values, op=dist.ReduceOp.SUM)
     return values
 
 
