@@ -4,10 +4,15 @@ Nothing to call for users: :func:`allelic.train.finetune`, :func:`allelic.train.
 built on them (``allelic pretrain``, ``allelic finetune``) run unchanged under
 
     torchrun --nproc_per_node 4 -m allelic.cli finetune --base DIR --train FILE.tsv --out DIR
-    accelerate launch --num_processes 4 -m allelic.cli pretrain --corpus DIR
+    accelerate launch --multi_gpu --num_processes 4 -m allelic.cli pretrain --corpus DIR
 
-which set ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``; the first training loop then joins the process group (NCCL on
-GPUs, gloo on CPUs) and each process takes one GPU (``cuda:LOCAL_RANK``).
+which set ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK`` (accelerate starts GPU processes through torchrun's launcher;
+on CPUs it spreads processes only through mpirun, so CPU runs here use torchrun); the first training loop then joins
+the process group (NCCL on GPUs, gloo on CPUs) and each process takes one GPU (``cuda:LOCAL_RANK``).
+
+The batches: one permutation per epoch from ``random_state``, the same in every process (the role of torch's
+``DistributedSampler``, but over the global batch, so that the split among processes never changes which examples
+make up a step).
 
 What holds across world sizes (tested with two gloo processes on a CPU):
 
