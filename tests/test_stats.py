@@ -461,3 +461,40 @@ def test_fit_null_trimmed_returns_a_named_result():
     p, rho = fit
     assert (fit.p_null, fit.rho) == (p, rho)
     assert abs(fit.p_null - 0.55) < 0.01 and abs(fit.rho - 0.04) < 0.008
+
+
+def test_fit_null_trimmed_maximises_the_truncated_likelihood_scipy_computes():
+    """Independent of the implementation: with the acceptance regions (two-sided beta-binomial p >= alpha, from
+    scipy's pmf) at the fitted (p, rho), the truncated log-likelihood written with scipy.stats.betabinom is lower
+    at every nearby point than at the fit."""
+    from allelic.stats import fit_null_trimmed
+
+    rng = np.random.default_rng(11)
+    n = rng.integers(20, 400, 1500)
+    p = np.where(rng.random(n.size) < 0.1, 0.8, 0.5)
+    rho = 0.04
+    k = rng.binomial(n, rng.beta(p * (1 - rho) / rho, (1 - p) * (1 - rho) / rho))
+    fit = fit_null_trimmed(k, n, tol=1e-6)
+
+    def pmf(nn, pp, rr):
+        return st.betabinom.pmf(np.arange(nn + 1), nn, pp * (1 - rr) / rr, (1 - pp) * (1 - rr) / rr)
+
+    regions = {}
+    for nn in np.unique(n):
+        f = pmf(nn, *fit)
+        pval = np.array([f[f <= v * (1 + 1e-7)].sum() for v in f])  # scipy's "no more likely" two-sided rule
+        regions[nn] = pval >= 0.05
+
+    def loglik(pp, rr):
+        total = 0.0
+        for nn in regions:
+            f, acc = pmf(nn, pp, rr), regions[nn]
+            ks = k[(n == nn)]
+            ks = ks[acc[ks]]
+            total += np.log(f[ks]).sum() - ks.size * np.log(f[acc].sum())
+        return total
+
+    best = loglik(*fit)
+    for dp, dr in ((2e-3, 0), (-2e-3, 0), (0, 2e-3), (0, -2e-3), (2e-3, 2e-3), (-2e-3, -2e-3)):
+        assert loglik(fit.p_null + dp, fit.rho + dr) < best, (dp, dr)
+    assert abs(fit.p_null - 0.5) < 0.01 and abs(fit.rho - rho) < 0.01
