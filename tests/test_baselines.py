@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from allelic import baselines as B
+from allelic.labels import LABELS
 from allelic.motifs import Motif, load_jaspar, max_score, reverse_complement, scan, score_threshold
 
 CTCF_ID = "MA0139.1"
@@ -365,7 +366,7 @@ def test_all_baselines_standard_set():
     assert [x.name for x in ms[0].motifs] == ["FOS::JUN", "CEBPB"]
     c = ms[5].clone()
     assert type(c) is B.CNN and c.get_params() == ms[5].get_params() and c is not ms[5]
-    assert set(B.LABELS) >= {m.name for m in ms}
+    assert set(LABELS) >= {m.name for m in ms}  # every baseline has a display name
 
 
 def test_feature_store_gathers_rows_across_blocks(toy, ctcf):

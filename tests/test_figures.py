@@ -45,16 +45,23 @@ def test_figures_from_saved_results(tmp_path, monkeypatch):
     import json
 
     (tmp_path / "04" / "figure_9a.json").write_text(json.dumps(spec))
+    # CTCF: scores rank 3 of 4 positives above every negative, the fourth below all (AUROC 12/16 = 0.75); RNA: one class
+    pd.DataFrame({"assay": ["CTCF"] * 8 + ["RNA"] * 2, "label": [1, 1, 1, 1, 0, 0, 0, 0, 1, 1],
+                  "score": [0.9, 0.8, 0.7, 0.1, 0.6, 0.5, 0.4, 0.3, 0.5, 0.6]}).to_csv(
+        tmp_path / "04" / "scores.tsv.gz", sep="\t", index=False)
     monkeypatch.setenv("ALLELIC_RESULTS_DIR", str(tmp_path))
     assert figures.main(["--out", str(tmp_path / "fig")]) == 0
     assert sorted(p.name for p in (tmp_path / "fig").iterdir()) == ["01_overview.png", "02_imbalance_tests.png",
-                                                                    "04_figure_9a.png", "05_figure_9b.png", "06_figure_9c.png",
+                                                                    "04_figure_9a.png", "04_roc_pr.png", "05_figure_9b.png", "06_figure_9c.png",
                                                                     "06_logos.png", "07_tissue_effects.png"]
     fig9a = figures.from_results("04_figure_9a", tmp_path)  # drawn from the saved spec, no model loaded
     texts = [t.get_text() for t in fig9a.axes[0].texts]
     assert "P(allele-specific)\n= 0.900" in texts and "G" in texts           # the score and the alternative allele
     assert sum(t in {tk["piece"] for tk in tokens} for t in texts) == 12      # tokens 76..120 overlap bases 78..121
     assert any("2 layers × 4 heads, hidden 128" in t and "15-bp convolution" in t for t in texts)
+    roc = figures.from_results("04_roc_pr", tmp_path)
+    assert [line.get_label() for line in roc.axes[0].lines[:-1]] == ["CTCF (0.75)"]  # RNA (one class) left out
+    assert [line.get_label() for line in roc.axes[1].lines] == ["CTCF (0.88)"]  # average precision (1 + 1 + 1 + 4/8) / 4
     gains = figures.from_results("07_tissue_effects", tmp_path)
     ax = gains.axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["fine-tuned transformer", "CNN"]  # by gain, then labels

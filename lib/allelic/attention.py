@@ -245,7 +245,8 @@ def attention_profiles(model, tokenizer, sequences, *, layers=None, heads=None, 
     import torch
 
     from .tokenize import token_spans
-    from .train import _batch, model_inputs, resolve_device
+    from .distributed import resolve_device
+    from .train import _batch, model_inputs
 
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
@@ -302,7 +303,8 @@ def ism_scores(model, tokenizer, sequences, *, positions=None, batch_size: int =
     (outside ``positions``, or past the end of a shorter window). No sequences: an empty (0, 0) array. Raises
     ValueError naming the index of a window with a character other than A, C, G, T, N, or for a position outside
     ``[0, length)``."""
-    from .train import model_inputs, resolve_device, score_inputs
+    from .distributed import resolve_device
+    from .train import model_inputs, score_inputs
 
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")

@@ -56,14 +56,13 @@ from typing import Callable, NamedTuple, Sequence
 import numpy as np
 import pandas as pd
 
+from .distributed import resolve_device
 from .evaluate import binary_metrics
 from .motifs import BAD_CODE, BASE_CODES, N_CODE, Motif, PwmBank, load_jaspar, scan, score_threshold
-from .train import resolve_device
 
 __all__ = [
     "ASSAY_MOTIFS",
     "FACTOR_MOTIF_IDS",
-    "LABELS",
     "Baseline",
     "MotifLogistic",
     "MotifScanLogistic",
@@ -107,17 +106,6 @@ FACTOR_MOTIF_IDS: dict[str, str] = {
     "YY1": "MA0095.4",
     "FOS::JUN": "MA0099.4",
     "CEBPB": "MA0466.4",
-}
-
-#: model name -> label for plots (figure 9B)
-LABELS: dict[str, str] = {
-    "motif_logistic": "factor motif + LR (a)",
-    "motif_scan_logistic": "JASPAR scan + LR (b)",
-    "motif_gbt": "JASPAR scan + GBT",
-    "kmer_logistic": "k-mer + LR",
-    "gkm_svm": "gkm-SVM (deltaSVM)",
-    "cnn": "CNN",
-    "transformer": "fine-tuned transformer",
 }
 
 #: upper bound on the memory held by the feature cache (bytes)

@@ -23,6 +23,7 @@ from joblib import Parallel, delayed
 
 from . import cache
 from .baselines import FinetunedTransformer, all_baselines, evaluate_models
+from .labels import LABELS
 from .language_model import conv_widths
 
 #: the two kinds of fold task: every baseline of an assay, or the fine-tuned transformer
@@ -172,8 +173,6 @@ def fold_task(rows: pd.DataFrame, checkpoint, *, kind: str, candidate: dict | No
 def gap_to_best(metrics: pd.DataFrame, assay: str, *, reference: str = "transformer", metric: str = "auroc") -> str:
     """A plain sentence: the ``reference`` model's median ``metric`` for ``assay`` against the best other model's
     (medians over folds and seeds), with the difference."""
-    from .baselines import LABELS
-
     med = metrics[metrics["assay"] == assay].groupby("model")[metric].median()
     if reference not in med or len(med) < 2:
         return f"no {reference} comparison for {assay}"

@@ -1,4 +1,5 @@
-"""Several processes, one model: data-parallel training under ``torchrun`` (DistributedDataParallel).
+"""Where the computation runs: the device of this process, and several processes training one model under
+``torchrun`` (DistributedDataParallel).
 
 Nothing to call for users: :func:`allelic.train.finetune`, :func:`allelic.train.pretrain_mlm` and the command lines
 built on them (``allelic pretrain``, ``allelic finetune``) run unchanged under
@@ -31,6 +32,18 @@ sizes agree in distribution, not bit for bit (with dropout 0 they agree within f
 from __future__ import annotations
 
 import os
+
+
+def resolve_device(device: str | None = "auto"):
+    """``torch.device``: CUDA when available for ``"auto"`` (or None), else the named device. Under a launcher
+    (``torchrun``) each process takes its own GPU: ``"auto"`` and ``"cuda"`` mean ``cuda:LOCAL_RANK``."""
+    import torch
+
+    if device in (None, "auto"):
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and world_size() > 1:
+        return torch.device("cuda", local_rank())
+    return torch.device(device)
 
 
 def world_size() -> int:

@@ -126,6 +126,20 @@ def curves(y, score) -> dict:
     return {"fpr": fpr, "tpr": tpr, "recall": recall, "precision": precision}
 
 
+def roc_pr_curves(scores: pd.DataFrame, *, by: str = "assay", label: str = "label", score: str = "score") -> pd.DataFrame:
+    """Every group's ROC and precision-recall curve as one long table (``by, curve, x, y, area``): ``curve`` is
+    ``"roc"`` (x false positive rate, y true positive rate, area AUROC) or ``"pr"`` (x recall, y precision, area
+    AUPRC); groups holding one class only are left out."""
+    parts = []
+    for name, g in scores.groupby(by, sort=True):
+        if g[label].nunique() < 2:
+            continue
+        c, m = curves(g[label], g[score]), binary_metrics(g[label], g[score])
+        parts.append(pd.DataFrame({by: name, "curve": "roc", "x": c["fpr"], "y": c["tpr"], "area": m["auroc"]}))
+        parts.append(pd.DataFrame({by: name, "curve": "pr", "x": c["recall"], "y": c["precision"], "area": m["auprc"]}))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[by, "curve", "x", "y", "area"])
+
+
 def balanced_metrics(y, score, *, n_repeats: int = 20, random_state=None) -> dict:
     """AUROC and AUPRC on class-balanced test sets, as papers that report "balanced test sets" do: the majority class
     is downsampled at random to the size of the minority class, ``n_repeats`` times; returns the means

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import config, describe, pl
+from . import config, describe, evaluate, pl
+from .labels import LABELS
 
 
 def _need(path: Path) -> Path:
@@ -55,11 +56,15 @@ def _figure_9a_from_file(path: Path):
     return figure_9a(json.loads(path.read_text()))
 
 
+def roc_pr(scores: pd.DataFrame, *, by: str = "assay"):
+    """Chapter 04: ROC and precision-recall curves of the held-out scores, one line per assay
+    (``results/04/scores.tsv.gz``)."""
+    return pl.roc_pr(evaluate.roc_pr_curves(scores, by=by), by=by)
+
+
 def figure_9b(metrics: pd.DataFrame, *, metric: str = "auroc"):
     """Chapter 05 (paper figure 9B): held-out AUROC per assay, one box per method over folds x seeds, the
     transformer highlighted (``results/05/fold_metrics.tsv``)."""
-    from .baselines import LABELS
-
     return pl.method_boxplots(metrics, metric=metric, labels=LABELS)
 
 
@@ -94,8 +99,6 @@ def logos(table: pd.DataFrame, motifs, *, top: int = 6):
 def tissue_effects(scores: pd.DataFrame):
     """Chapter 07: the held-out AUROC gain of each per-SNV score (the transformer's out-of-fold score, the baselines',
     the motif score change) over tissue signals alone, per assay (``results/07/scores.tsv``)."""
-    from .baselines import LABELS
-
     return pl.score_gains(scores, labels=LABELS)
 
 
@@ -107,7 +110,7 @@ def _logos_from_files(table: pd.DataFrame, meme: Path):
 
 #: figure name -> (results table(s) it is drawn from, drawing function)
 FIGURES = {"01_overview": ("01/counts.tsv.gz", overview), "02_imbalance_tests": ("02/imbalance.tsv.gz", imbalance_tests),
-           "04_figure_9a": ("04/figure_9a.json", _figure_9a_from_file), "05_figure_9b": ("05/fold_metrics.tsv", figure_9b),
+           "04_roc_pr": ("04/scores.tsv.gz", roc_pr), "04_figure_9a": ("04/figure_9a.json", _figure_9a_from_file), "05_figure_9b": ("05/fold_metrics.tsv", figure_9b),
            "06_figure_9c": (("06/simulator/profile.tsv", "06/simulator/enrichment.tsv"), figure_9c),
            "06_logos": (("06/simulator/motifs.tsv", "06/simulator/motifs.meme"), _logos_from_files),
            "07_tissue_effects": ("07/scores.tsv", tissue_effects)}

@@ -123,21 +123,17 @@ def split_balance(summary: pd.DataFrame, *, ax=None):
     return fig
 
 
-def roc_pr(scores: pd.DataFrame, *, by: str = "assay", label: str = "label", score: str = "score", axes=None):
-    """ROC and precision-recall curves of held-out scores, one line per ``by`` group (AUROC / AUPRC in the legend)."""
+def roc_pr(curves: pd.DataFrame, *, by: str = "assay", axes=None):
+    """ROC and precision-recall curves, one line per ``by`` group (AUROC / AUPRC in the legend), from the table of
+    :func:`allelic.evaluate.roc_pr_curves`."""
     import matplotlib.pyplot as plt
-
-    from .evaluate import binary_metrics, curves
 
     if axes is None:
         fig, axes = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
     fig = axes[0].figure
-    for name, g in scores.groupby(by, sort=True):
-        if g[label].nunique() < 2:
-            continue
-        c, m = curves(g[label], g[score]), binary_metrics(g[label], g[score])
-        axes[0].plot(c["fpr"], c["tpr"], label=f"{name} ({m['auroc']:.2f})")
-        axes[1].plot(c["recall"], c["precision"], label=f"{name} ({m['auprc']:.2f})")
+    for (name, kind), g in curves.groupby([by, "curve"], sort=True):
+        ax = axes[0] if kind == "roc" else axes[1]
+        ax.plot(g["x"], g["y"], label=f"{name} ({g['area'].iloc[0]:.2f})")
     axes[0].plot([0, 1], [0, 1], color="grey", ls="--", lw=1)
     axes[0].set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (AUROC)")
     axes[1].set(xlabel="recall", ylabel="precision", title="precision-recall (AUPRC)", ylim=(0, 1.02))
@@ -221,7 +217,7 @@ def logo(motif, *, ax=None, title: str | None = None):
 
 
 def score_label(name: str, labels: dict | None = None) -> str:
-    """The display name of a chapter 07 score column: ``labels`` (e.g. :data:`allelic.baselines.LABELS`) keyed by
+    """The display name of a chapter 07 score column: ``labels`` (e.g. :data:`allelic.labels.LABELS`) keyed by
     the model name without its ``score_`` prefix, and readable names for the motif and oracle columns."""
     names = {"motif_abs_delta": "motif score change", "oracle_abs_delta": "true motif-score difference (oracle)"}
     names |= labels or {}

@@ -490,7 +490,7 @@ def mlm_accuracy(model, tokenizer, sequences, *, mlm_probability: float = 0.15, 
     import torch
     import torch.nn.functional as F
 
-    from .train import resolve_device
+    from .distributed import resolve_device
 
     masked, mask, labels = _heldout_masks(tokenizer, sequences, mlm_probability, random_state)
     dev = resolve_device(device)
@@ -775,7 +775,7 @@ def pretrain(corpus, *, spec: PretrainSpec | None = None, out_dir=None, exclude=
 
 def _card(spec, key, tok, tok_dir, model, res, cw: CorpusWindows, device, resumed: bool) -> dict:
     from .models import model_summary
-    from .train import resolve_device
+    from .distributed import resolve_device
 
     lengths, counts = _token_stats(tok, cw.train)
     steps = int(res.history["step"].max()) if len(res.history) else 0

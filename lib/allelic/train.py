@@ -30,6 +30,8 @@ import numpy as np
 import pandas as pd
 
 from . import distributed
+from .distributed import resolve_device
+from .evaluate import binary_metrics
 from .progress import bar as progress_bar
 
 CHECKPOINT = "checkpoint.pt"
@@ -69,18 +71,6 @@ class TrainResult:
     out_dir: Path | None
     seconds: float
     extra: dict = field(default_factory=dict)
-
-
-def resolve_device(device: str | None = "auto"):
-    """``torch.device``: CUDA when available for ``"auto"`` (or None), else the named device. Under a launcher
-    (``torchrun``) each process takes its own GPU: ``"auto"`` and ``"cuda"`` mean ``cuda:LOCAL_RANK``."""
-    import torch
-
-    if device in (None, "auto"):
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and distributed.world_size() > 1:
-        return torch.device("cuda", distributed.local_rank())
-    return torch.device(device)
 
 
 def seed_everything(random_state: int) -> None:
@@ -355,7 +345,6 @@ def finetune(model, tokenizer, train: pd.DataFrame, val: pd.DataFrame | None = N
     ``stop_after`` stops after that many optimiser steps (to test interruption)."""
     import torch
 
-    from .evaluate import binary_metrics
     from .models import is_pair_model
 
     cfg = config or TrainConfig()
