@@ -1,12 +1,7 @@
 """Execute every chapter in the smoke profile with the runner, then render the book with warnings as errors (the
 ``built`` fixture of conftest.py, shared with the browser test)."""
-import json
-import os
 import re
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 

@@ -87,7 +87,7 @@ def test_pretrain_and_finetune_commands_run_unchanged_under_torchrun(tmp_path):
     fasta = tmp_path / "corpus.fa"
     fasta.write_text("".join(f">s{i}\n{''.join(rng.choice(list('ACGT'), 12_000))}\n" for i in range(3)))
     args = ["-m", "allelic.cli", "pretrain", "--corpus", fasta, "--n-windows", 300, "--epochs", 1, "--batch-size", 32]
-    one = _launch(args + ["--out", tmp_path / "one"], 1, tmp_path)
+    _launch(args + ["--out", tmp_path / "one"], 1, tmp_path)
     two = _launch(args + ["--out", tmp_path / "two"], 2, tmp_path)
     assert two.stdout.count(str(tmp_path / "two")) == 1  # rank 0 alone reports (and writes)
     c1, c2 = (json.loads((tmp_path / d / "model_card.json").read_text()) for d in ("one", "two"))

@@ -58,7 +58,7 @@ import pandas as pd
 
 from .distributed import resolve_device
 from .evaluate import binary_metrics
-from .motifs import BAD_CODE, BASE_CODES, N_CODE, Motif, PwmBank, load_jaspar, scan, score_threshold
+from .motifs import N_CODE, Motif, PwmBank, encode, load_jaspar, scan, score_threshold
 
 __all__ = [
     "ASSAY_MOTIFS",
@@ -113,29 +113,15 @@ FEATURE_CACHE_BYTES = 1 << 30
 
 _BASES = "ACGT"
 _N = N_CODE
-_BAD = BAD_CODE
 
 DEFAULT_CS = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
 
 
 # =========================================================================== inputs
 def _codes(seqs) -> np.ndarray:
-    """``(n, L)`` uint8 codes A, C, G, T, N = 0..4 of equal-length strings; ValueError naming a bad character."""
-    seqs = [str(s) for s in seqs]
-    n = len(seqs)
-    if n == 0:
-        return np.zeros((0, 0), dtype=np.uint8)
-    lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=n)
-    if np.any(lengths != lengths[0]):
-        i = int(np.flatnonzero(lengths != lengths[0])[0])
-        raise ValueError(f"windows must have equal lengths: window 0 has {lengths[0]}, window {i} has {lengths[i]}")
-    raw = "".join(seqs).encode("ascii", errors="replace")
-    codes = BASE_CODES[np.frombuffer(raw, dtype=np.uint8)].reshape(n, int(lengths[0]))
-    bad = np.flatnonzero(codes.ravel() == _BAD)
-    if bad.size:
-        i, p = divmod(int(bad[0]), codes.shape[1])
-        raise ValueError(f"invalid character {seqs[i][p]!r} in window {i} at position {p} (allowed: ACGTN)")
-    return codes
+    """``(n, L)`` uint8 codes A, C, G, T, N = 0..4 of equal-length strings (:func:`allelic.motifs.encode`);
+    ValueError naming a bad character or length."""
+    return encode([str(s) for s in seqs])[0]
 
 
 class ExampleCodes(NamedTuple):

@@ -43,13 +43,13 @@ import numpy as np
 import pandas as pd
 
 from .ledger import Ledger
+from .motifs import reverse_complement
 
 EXAMPLE_COLUMNS = ["example_id", "chrom", "pos", "ref", "alt", "assay", "label", "n_measurements", "n_as",
                    "seq_ref", "seq_alt"]
 SPLITS = ("train", "val", "test")
 AGGREGATES = ("any", "majority", "all")
 _CODE = {s: i for i, s in enumerate(SPLITS)}  # priority when a leak group must be moved whole: test > val > train
-_COMPLEMENT = str.maketrans("ACGTNacgtn", "TGCANtgcan")
 _NOT_ACGTN = re.compile("[^ACGTN]")
 
 
@@ -76,10 +76,6 @@ class Examples:
 
 def _copy(ex: Examples, table: pd.DataFrame, **params) -> Examples:
     return Examples(table=table, ledger=Ledger(list(ex.ledger.rows)), window=ex.window, params={**ex.params, **params})
-
-
-def reverse_complement(seq: str) -> str:
-    return seq.translate(_COMPLEMENT)[::-1]
 
 
 def chrom_sort_key(chrom: str):

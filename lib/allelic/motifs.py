@@ -120,7 +120,7 @@ def _as_pwm(motif_or_pwm, pseudocount: float = 0.8, background=_UNIFORM) -> np.n
     return pwm
 
 
-def _encode(seqs) -> tuple[np.ndarray, bool]:
+def encode(seqs) -> tuple[np.ndarray, bool]:
     """Integer codes (A, C, G, T, N = 0..4) of strings.
 
     Returns ``(codes, single)``: ``codes`` is ``(n, L)`` uint8 and ``single`` is True
@@ -183,7 +183,7 @@ def one_hot(seqs: Union[str, Sequence[str]], *, dtype=np.float32) -> np.ndarray:
         A character other than ``ACGTN`` (either case), naming the sequence index and
         the position; or sequences of unequal length.
     """
-    codes, single = _encode(seqs)
+    codes, single = encode(seqs)
     table = np.zeros((5, 4), dtype=dtype)
     table[np.arange(4), np.arange(4)] = 1
     # gather whole 4-element rows as single opaque items: ~10x faster than table[codes]
@@ -507,7 +507,7 @@ def _prepare(seqs):
             return "dense", x.astype(np.float64)
 
         return X.shape[0], X.shape[1], chunk
-    codes, _ = _encode(seqs)
+    codes, _ = encode(seqs)
     return codes.shape[0], codes.shape[1], lambda a, b: ("codes", codes[a:b])
 
 

@@ -55,7 +55,7 @@ import numpy as np
 import pandas as pd
 
 from . import config
-from .datasets import reverse_complement as revcomp
+from .motifs import reverse_complement as revcomp
 from .ledger import Ledger
 from . import distributed
 from .progress import bar as progress_bar

@@ -265,7 +265,7 @@ class _Simulator:
                     site = m.sample(1, random_state=rng)[0]
                     strand = "+" if rng.random() < 0.5 else "-"
                     if strand == "-":
-                        site = site[::-1].translate(str.maketrans("ACGT", "TGCA"))
+                        site = reverse_complement(site)
                     mstart = start + off - m.width // 2
                     self.seq[c][mstart:mstart + m.width] = np.frombuffer(site.encode(), np.uint8)
                     inst.append((eid, mid, m.name, c, mstart, mstart + m.width, strand))
