@@ -102,7 +102,14 @@ def _job_stats(text: str) -> dict:
             if m.group(1) != "total"}
 
 
-def test_slurm_dry_run_lists_the_expected_jobs(tmp_path):
+def _simulator_only(monkeypatch):
+    """The plan as the workflow's jobs see it (the real-data variables are not passed to them)."""
+    for k in REAL_DATA:
+        monkeypatch.delenv(k, raising=False)
+
+
+def test_slurm_dry_run_lists_the_expected_jobs(tmp_path, monkeypatch):
+    _simulator_only(monkeypatch)
     r = _snakemake(tmp_path, "slurm", "-n")
     out = r.stdout + r.stderr
     plan = steps.plan("smoke")
@@ -141,33 +148,37 @@ def test_workflow_steps_on_smoke_compute_what_the_book_computed(built, tmp_path,
     assay x fold x seed), run by Snakemake in a fresh folder beside the smoke book's chapter outputs (the chapters'
     rules not allowed to run), give the smoke book's numbers. That chapters read the steps' files back instead of
     computing them again is tested with the library (counts above, fold tasks in test_language_model.py)."""
+    _simulator_only(monkeypatch)
     book = built[0] / "results"
     _book_without_step_outputs(built[0], tmp_path)
     plan = steps.plan("smoke")
     res = tmp_path / "results"
-    tasks = [t for t in plan["tasks"] if t["assay"] == "CTCF"]  # both folds; the other assays run the same rules
-    targets = ([res / "02" / "assays" / f"{a}.tsv.gz" for a in plan["assays"]] + [res / "04" / "pretrained-simulator.json"]
+    # CTCF's steps: its 6 BAMs, its test, the pretraining, its fine-tuning and baselines in both folds (the other
+    # assays run the same rules; the SLURM dry run above lists them all)
+    tasks = [t for t in plan["tasks"] if t["assay"] == "CTCF"]
+    targets = ([res / "02" / "assays" / "CTCF.tsv.gz", res / "04" / "pretrained-simulator.json"]
                + [res / "05" / "tasks" / "simulator" / f"{k}-CTCF-fold{t['fold']}-seed{t['seed']}.metrics.tsv"
                   for t in tasks for k in ("transformer", "baselines")])
     r = _snakemake(tmp_path, "local", "--allowed-rules", "count", "test", "pretrain", "finetune", "baselines", "--",
                    *targets)
-    assert _job_stats(r.stdout + r.stderr) == {"count": 30, "test": 5, "pretrain": 1, "finetune": 2, "baselines": 2}
+    assert _job_stats(r.stdout + r.stderr) == {"count": 6, "test": 1, "pretrain": 1, "finetune": 2, "baselines": 2}
 
-    # counting: one job per BAM gives chapter 01's table
+    # counting: one job per BAM gives chapter 01's rows
     p01 = config.chapter_parameters("smoke", "01")
     monkeypatch.setattr(io, "count_alleles", lambda *a, **k: pytest.fail("counted again instead of read back"))
-    counts = io.simulation_counts(_simulation(tmp_path), cache_dir=res / "01" / "counts",
+    sim = _simulation(tmp_path)
+    ctcf = [s for s in plan["samples"] if s.endswith("_CTCF")]
+    counts = io.simulation_counts(sim, samples=ctcf, cache_dir=res / "01" / "counts",
                                   min_base_quality=p01["min_base_quality"], min_mapping_quality=p01["min_mapping_quality"])
-    pd.testing.assert_frame_equal(counts, pd.read_csv(book / "01" / "counts.tsv.gz", sep="\t"))
+    book01 = pd.read_csv(book / "01" / "counts.tsv.gz", sep="\t")
+    pd.testing.assert_frame_equal(counts, book01[book01["assay"] == "CTCF"].reset_index(drop=True))
     # testing per assay: the same null fit and p-values as chapter 02's table (whose BH runs over every assay)
     calls = pd.read_csv(book / "02" / "imbalance.tsv.gz", sep="\t")
-    for a in plan["assays"]:
-        mine = pd.read_csv(res / "02" / "assays" / f"{a}.tsv.gz", sep="\t")
-        theirs = calls[calls["assay"] == a]
-        both = mine.merge(theirs, on=["sample", "chrom", "pos"], suffixes=("", "_book"), validate="1:1")
-        assert len(both) == len(mine) == len(theirs) > 0
-        for c in ("p_null", "rho", "p_binom", "p_betabinom"):
-            np.testing.assert_allclose(both[c], both[f"{c}_book"], rtol=1e-12, err_msg=f"{a} {c}")
+    mine, theirs = pd.read_csv(res / "02" / "assays" / "CTCF.tsv.gz", sep="\t"), calls[calls["assay"] == "CTCF"]
+    both = mine.merge(theirs, on=["sample", "chrom", "pos"], suffixes=("", "_book"), validate="1:1")
+    assert len(both) == len(mine) == len(theirs) > 0
+    for c in ("p_null", "rho", "p_binom", "p_betabinom"):
+        np.testing.assert_allclose(both[c], both[f"{c}_book"], rtol=1e-12, err_msg=c)
     # pretraining: the checkpoint chapter 04 fine-tuned (same key, same loss curve), built again
     mine = Path(json.loads((res / "04" / "pretrained-simulator.json").read_text())["checkpoint"])
     theirs = Path(json.loads((book / "04" / "checkpoints.json").read_text())["simulator"])
