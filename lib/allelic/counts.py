@@ -52,6 +52,8 @@ import pandas as pd
 import pysam
 from tqdm import tqdm
 
+from . import bamscan
+from .bamscan import _count_region_raw, _quiet_htslib, _raw_kernels, _raw_reader
 from .ledger import Ledger
 from .progress import show_progress
 
@@ -143,16 +145,6 @@ def _existing_file(path, what: str) -> Path:
     if not p.is_file():
         raise FileNotFoundError(f"{what} file not found: {p}")
     return p
-
-
-class _quiet_htslib:
-    """Silence htslib's stderr chatter (e.g. 'could not retrieve index') while we check things ourselves."""
-
-    def __enter__(self):
-        self._old = pysam.set_verbosity(0)
-
-    def __exit__(self, *exc):
-        pysam.set_verbosity(self._old)
 
 
 
@@ -685,19 +677,30 @@ _WORKER_FILES: dict = {}  # open alignment files of a worker process, by (path, 
 
 
 def _run_task(task, files=None):
-    """Count one task (regions of one BAM contig); ``files`` caches open AlignmentFiles (default: per process)."""
+    """Count one task (regions of one BAM contig); ``files`` caches open files (default: per process)."""
     task_id, path, reference, contig, regions, opts = task
     files = _WORKER_FILES if files is None else files
-    af = files.get((path, reference))
-    if af is None:
-        kwargs = {"reference_filename": reference} if (reference and path.lower().endswith(".cram")) else {}
-        with _quiet_htslib():
-            af = files[(path, reference)] = pysam.AlignmentFile(path, "r", **kwargs)
+    raw = _raw_reader(files, path)
+
+    def alignment_file():
+        af = files.get((path, reference))
+        if af is None:
+            kwargs = {"reference_filename": reference} if (reference and path.lower().endswith(".cram")) else {}
+            with _quiet_htslib():
+                af = files[(path, reference)] = pysam.AlignmentFile(path, "r", **kwargs)
+        return af
+
+    af = alignment_file() if raw is None else None
     out = []
     for P, R, A in regions:
+        res = None
         try:
             with _quiet_htslib():
-                out.append(_count_region(af, contig, P, R, A, *opts))
+                if raw is not None:
+                    res = _count_region_raw(raw, _raw_kernels(), contig, P, R, A, *opts)
+                if res is None:  # the pysam engine (or a record the raw kernels leave to htslib)
+                    res = _count_region(af if af is not None else alignment_file(), contig, P, R, A, *opts)
+            out.append(res)
         except (OSError, ValueError) as e:  # corrupt blocks, a truncated file, an index that does not fit the file
             raise OSError(
                 f"{path}: reading {contig}:{P[0] + 1}-{P[-1] + 1} failed ({type(e).__name__}: {e}); the BAM may be "
@@ -779,6 +782,12 @@ def count_alleles(
     bases that pass ``min_base_quality`` take part. (samtools mpileup differs at overlapping mates:
     it zeroes the weaker mate's quality and scales the stronger one's by 0.8.) A base that is
     neither ``ref`` nor ``alt`` (third allele, ``N``) counts as ``other``. No BAQ, no depth cap.
+
+    Engine: BAM files with a ``.bai`` index are read record by record in numba-compiled code (no Python
+    object per read); CRAM, CSI-only indexes and records longer than BAM's CIGAR field go through
+    ``pysam`` (``AlignmentFile.fetch``). Both apply the rules above and give identical counts. The first call
+    in a process imports numba and loads the compiled kernels (about 0.5-1 s; the first run after
+    installing or editing the module compiles them, several seconds, and caches them on disk).
 
     Returns
     -------
@@ -866,6 +875,8 @@ def count_alleles(
                     if done:
                         raise
     else:
+        if bamscan.ENGINE == "raw":
+            _raw_kernels()  # import numba once, before the workers fork
         with ProcessPoolExecutor(max_workers=n_workers, mp_context=_fork_context()) as ex:
             futs = {ex.submit(_run_task, t): t for _, t in tasks}
             with tqdm(total=total_snvs, unit="SNV", desc="count_alleles", disable=not show) as bar:
