@@ -55,7 +55,7 @@ def _logpmf(k, n, p, rho, min_count: int = 0):
     only such sites."""
     from scipy.stats import betabinom, binom
 
-    from .stats import _rho_to_ab
+    from .pvalues import _rho_to_ab
 
     def dist(nn, pp):
         return binom(nn, pp) if rho <= 0 else betabinom(nn, *_rho_to_ab(pp, rho))
