@@ -86,6 +86,21 @@ def pair_toy():
     return _pair_toy
 
 
+def write_bam(path: Path, reads, lengths: dict, *, csi: bool = False) -> Path:
+    """Write pysam ``reads`` as a coordinate-sorted BAM with contigs ``lengths`` and index it (``.bai``, or ``.csi``)."""
+    import pysam
+
+    header = {"HD": {"VN": "1.6", "SO": "unsorted"}, "SQ": [{"SN": c, "LN": n} for c, n in lengths.items()]}
+    tmp = path.with_suffix(".unsorted.bam")
+    with pysam.AlignmentFile(str(tmp), "wb", header=header) as fh:
+        for r in reads:
+            fh.write(r)
+    pysam.sort("-o", str(path), str(tmp))
+    pysam.index(*(["-c"] if csi else []), str(path))
+    tmp.unlink()
+    return path
+
+
 def glued(nb_path: Path) -> dict:
     """Glued values (text/plain) of an executed notebook, by key; hidden ones (``display=False``) included."""
     out = {}

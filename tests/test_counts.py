@@ -42,6 +42,7 @@ import pandas as pd
 import pysam
 import pytest
 
+from conftest import write_bam
 from allelic.counts import (
     COUNTS_COLUMNS,
     VARIANT_COLUMNS,
@@ -113,15 +114,7 @@ def _read(name, chrom, start, cigar="20M", subs=None, flag=0, mapq=60, q=30, qua
 
 
 def _write_bam(path: Path, reads) -> Path:
-    header = {"HD": {"VN": "1.6", "SO": "unsorted"}, "SQ": [{"SN": c, "LN": n} for c, n in LENGTHS.items()]}
-    tmp = path.with_suffix(".unsorted.bam")
-    with pysam.AlignmentFile(str(tmp), "wb", header=header) as fh:
-        for r in reads:
-            fh.write(r)
-    pysam.sort("-o", str(path), str(tmp))
-    pysam.index(str(path))
-    tmp.unlink()
-    return path
+    return write_bam(path, reads, LENGTHS)
 
 
 def _main_reads():

@@ -24,6 +24,7 @@ import pysam
 import pytest
 
 import allelic.counts as ac
+from conftest import write_bam
 from allelic import bamscan
 from allelic.counts import count_alleles
 
@@ -77,18 +78,7 @@ def _segment(name, chrom, start, cigar, seq, flag=0, mapq=60, quals=None, mate_s
 
 
 def _write_bam(path: Path, reads, csi=False) -> Path:
-    header = {"HD": {"VN": "1.6", "SO": "unsorted"}, "SQ": [{"SN": c, "LN": n} for c, n in LENGTHS.items()]}
-    tmp = path.with_suffix(".unsorted.bam")
-    with pysam.AlignmentFile(str(tmp), "wb", header=header) as fh:
-        for r in reads:
-            fh.write(r)
-    pysam.sort("-o", str(path), str(tmp))
-    if csi:
-        pysam.index("-c", str(path))
-    else:
-        pysam.index(str(path))
-    tmp.unlink()
-    return path
+    return write_bam(path, reads, LENGTHS, csi=csi)
 
 
 CIGARS = ["50M", "50M", "50M", "5S45M", "45M5S", "3H50M2H", "20M2D30M", "20M300N30M", "20M2I28M",
