@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from . import cache, config
-from .counts import AlleleCounts, count_alleles
+from .counts import count_alleles, read_het_snvs
 from .ledger import Ledger
 
 LABEL_COLUMNS = ["chr", "pos", "ref_allele", "hap1_allele", "hap2_allele", "donor", "tissue", "assay",
@@ -144,8 +144,6 @@ def simulation_counts(sim, *, samples=None, ledger: Ledger | None = None, cache_
     appended to ``ledger``. ``cache_dir``: each sample's counts and ledger are kept in ``<cache_dir>/<sample>.tsv.gz``
     and ``<sample>.ledger.tsv``, keyed by the BAM, the VCF and the counting settings (:mod:`allelic.cache`), and
     read back instead of counted again; the workflow's ``count`` rule (one job per BAM) writes them."""
-    from .counts import read_het_snvs
-
     meta = sim.samples()
     if samples is not None:
         unknown = sorted(set(samples) - set(meta["sample"]))
@@ -168,8 +166,7 @@ def simulation_counts(sim, *, samples=None, ledger: Ledger | None = None, cache_
         for v in het.values():
             ledger.merge(v.ledger)
         ledger.merge(count_ledger)
-    res = AlleleCounts(pd.concat(parts, ignore_index=True), count_ledger)
-    t = res.table.merge(meta[["sample", "donor", "tissue", "assay"]], on="sample", how="left")
+    t = pd.concat(parts, ignore_index=True).merge(meta[["sample", "donor", "tissue", "assay"]], on="sample", how="left")
     haps = pd.concat([v.table[["chrom", "pos", "hap1_allele", "hap2_allele"]].assign(donor=d) for d, v in het.items()])
     t = t.drop(columns=[c for c in ("hap1_allele", "hap2_allele") if c in t]).merge(haps, on=["donor", "chrom", "pos"], how="left")
     extra = [c for c in t.columns if c not in COUNT_COLUMNS]

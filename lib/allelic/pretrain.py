@@ -54,10 +54,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import config
-from .motifs import reverse_complement as revcomp
+from . import config, distributed
 from .ledger import Ledger
-from . import distributed
+from .motifs import reverse_complement as revcomp
 from .progress import bar as progress_bar
 
 MODEL_CARD = "model_card.json"
