@@ -155,6 +155,49 @@ def test_selected_candidates_carry_the_whole_choice():
         selected_candidates(search.assign(selected=False), "entex")
 
 
+def test_chapter_inputs_read_chapters_03_and_04(tmp_path, monkeypatch):
+    """Chapter 05 and the workflow's fold steps build their folds in one place: the example table of chapter 03
+    re-split into chromosome folds (the stored split ignored), chapter 04's checkpoint (a path, or one per fold when
+    chapter 04 pretrained per fold) and its selection; a missing input names the chapter to run."""
+    from allelic.comparison import chapter_inputs
+    from allelic.datasets import Examples
+    from allelic.splits import chromosome_folds
+
+    monkeypatch.setenv("ALLELIC_RESULTS_DIR", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=r"examples\.tsv\.gz is missing: run chapter 03 first"):
+        chapter_inputs("simulator", n_folds=2)
+    rng = np.random.default_rng(3)
+    n = 60
+    t = pd.DataFrame({"example_id": [f"chr{1 + i % 4}:{1000 * i}:A:C" for i in range(n)],
+                      "chrom": [f"chr{1 + i % 4}" for i in range(n)], "pos": [1000 * i for i in range(n)],
+                      "ref": "A", "alt": "C", "assay": "CTCF", "label": rng.integers(0, 2, n), "n_measurements": 1,
+                      "n_as": 0, "seq_ref": "A" * 11, "seq_alt": "A" * 5 + "C" + "A" * 5,
+                      "split": "train", "leak_group": np.arange(n)})
+    (tmp_path / "03").mkdir()
+    t.to_csv(tmp_path / "03" / "examples.tsv.gz", sep="\t", index=False)
+    t.to_csv(tmp_path / "03" / "entex_examples.tsv.gz", sep="\t", index=False)
+    with pytest.raises(FileNotFoundError, match=r"checkpoints\.json is missing: run chapter 04 first"):
+        chapter_inputs("simulator", n_folds=2)
+    (tmp_path / "04").mkdir()
+    (tmp_path / "04" / "checkpoints.json").write_text(json.dumps({"simulator": "/ckpt/sim", "entex": "/ckpt/entex"}))
+    pd.DataFrame({"data": ["simulator", "entex"], "assay": "CTCF", "head": "reference", "pooling": "cls",
+                  "centre_flank": np.nan, "nucleotide_conv": [15, 0], "learning_rate": [5e-4, 1e-4],
+                  "selected": True}).to_csv(tmp_path / "04" / "selection.tsv", sep="\t", index=False)
+    sim = chapter_inputs("simulator", n_folds=2, random_state=4)
+    want = chromosome_folds(Examples(t.drop(columns=["split", "leak_group"])), 2, random_state=4)
+    assert len(sim.folds) == 2
+    for got, exp in zip(sim.folds, want):
+        pd.testing.assert_frame_equal(got.table, exp.table)
+    assert sorted(set(sim.folds[0].table.query("split == 'test'")["chrom"])
+                  | set(sim.folds[1].table.query("split == 'test'")["chrom"])) == ["chr1", "chr2", "chr3", "chr4"]
+    assert sim.checkpoint == "/ckpt/sim" and sim.selection["CTCF"]["nucleotide_conv"] == 15
+    real = chapter_inputs("entex", n_folds=2)
+    assert str(real.checkpoint(real.folds[0].table)) == "/ckpt/entex"    # no fold_spec: one checkpoint for every fold
+    assert real.selection["CTCF"]["learning_rate"] == 1e-4
+    with pytest.raises(ValueError, match="data must be 'simulator' or 'entex'"):
+        chapter_inputs("hek293", n_folds=2)
+
+
 def test_comparison_results_do_not_depend_on_n_jobs(checkpoint):
     """Chapter 05's comparison in two processes (joblib, one assay per task) gives exactly what one process gives:
     every fit is seeded on its own; rows come back in fold, seed, assay order."""

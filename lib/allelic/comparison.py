@@ -21,10 +21,12 @@ from typing import Callable
 import pandas as pd
 from joblib import Parallel, delayed
 
-from . import cache
+from . import cache, config
 from .baselines import FinetunedTransformer, all_baselines, evaluate_models
+from .datasets import Examples
 from .labels import LABELS
-from .language_model import conv_widths
+from .language_model import conv_widths, fold_checkpoints
+from .splits import chromosome_folds
 
 #: the two kinds of fold task: every baseline of an assay, or the fine-tuned transformer
 KINDS = ("baselines", "transformer")
@@ -48,12 +50,47 @@ def selected_candidates(search: pd.DataFrame, data: str | None = None) -> dict:
             for r, w in zip(t.itertuples(), conv)}
 
 
+@dataclasses.dataclass
+class ChapterInputs:
+    """What chapter 05 compares on one data set: the chromosome ``folds`` (:class:`allelic.datasets.Examples`, each
+    with its ``split`` column), the pretrained ``checkpoint`` (a path, or ``f(fold_table) -> path`` when chapter 04
+    pretrained per fold) and chapter 04's ``selection`` (:func:`selected_candidates`)."""
+
+    data: str
+    folds: list
+    checkpoint: Path | str | Callable
+    selection: dict
+
+
+def chapter_inputs(data: str, *, n_folds: int, random_state=0) -> ChapterInputs:
+    """Chapter 05's inputs for ``data`` (``"simulator"`` or ``"entex"``), read from the results of chapters 03 (the
+    example table, re-split into ``n_folds`` chromosome folds with :func:`allelic.splits.chromosome_folds`) and 04
+    (``checkpoints.json``, ``selection.tsv``). The chapter and the workflow's fold steps (:mod:`allelic.steps`) both
+    build their folds here, so a step's fold ``i`` is the chapter's fold ``i``. A missing input names the chapter
+    that writes it."""
+    if data not in ("simulator", "entex"):
+        raise ValueError(f"data must be 'simulator' or 'entex', got {data!r}")
+    table = config.results_dir("03") / ("examples.tsv.gz" if data == "simulator" else "entex_examples.tsv.gz")
+    ch04 = config.results_dir("04")
+    for path, chapter in ((table, "03"), (ch04 / "checkpoints.json", "04"), (ch04 / "selection.tsv", "04")):
+        if not path.is_file():
+            raise FileNotFoundError(f"{config.shown(path)} is missing: run chapter {chapter} first "
+                                    f"(allelic run --chapters {chapter})")
+    examples = pd.read_csv(table, sep="\t").drop(columns=["split", "leak_group"], errors="ignore")
+    folds = chromosome_folds(Examples(examples), n_folds, random_state=random_state)
+    checkpoints = json.loads((ch04 / "checkpoints.json").read_text())
+    checkpoint = (checkpoints["simulator"] if data == "simulator"
+                  else fold_checkpoints(checkpoints["entex"], checkpoints.get("entex_fold_spec")))
+    selection = selected_candidates(pd.read_csv(ch04 / "selection.tsv", sep="\t"), data)
+    return ChapterInputs(data, folds, checkpoint, selection)
+
+
 def transformer_vs_baselines(folds, checkpoint: Path | str | Callable, *, selection: dict | None = None,
                              train_config=None, seeds=(0,), quick: bool = False, device: str = "auto", n_jobs: int = 1,
                              cache_dir=None):
     """Fit the baselines and the transformer on every fold x seed; returns ``(metrics, scores)``.
 
-    ``folds``: example tables or :class:`allelic.datasets.Examples` (e.g. :func:`allelic.datasets.chromosome_folds`).
+    ``folds``: example tables or :class:`allelic.datasets.Examples` (e.g. :func:`allelic.splits.chromosome_folds`).
     ``checkpoint``: a pretrained checkpoint directory, or ``f(fold_table) -> directory`` called once per fold.
     ``selection``: per assay, the transformer's ``head``, ``pooling``, ``learning_rate`` (and ``centre_flank``,
     ``nucleotide_conv``) (default: reference head, CLS pooling, ``train_config``'s learning rate). ``n_jobs``:

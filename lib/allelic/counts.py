@@ -55,9 +55,10 @@ from tqdm import tqdm
 from . import bamscan
 from .bamscan import _count_region_raw, _quiet_htslib, _raw_kernels, _raw_reader
 from .ledger import Ledger
+from .progress import show_progress
+from .reference import check_on_ref_mismatch, fetch_bases, open_fasta, ref_mismatches
 from .variants import (COUNTS_COLUMNS, VARIANT_COLUMNS, AlleleCounts, Variants, _BASES, _counts_frame,
                        _existing_file, read_het_snvs, read_vcf_ad)
-from .progress import show_progress
 
 __all__ = [
     "Variants",
@@ -382,7 +383,7 @@ def count_alleles(
     skip_qcfail: bool = True,
     contig_map=None,
     reference=None,
-    on_ref_mismatch: str = "error",
+    on_ref_mismatch: str = "raise",
     max_other_fraction: float | None = 0.2,
     n_jobs: int = 1,
     progress=None,
@@ -405,8 +406,8 @@ def count_alleles(
         ``{"1": "chr1"}``); the output ``chrom`` stays as in ``variants`` so tables join.
     reference : FASTA (faidx-indexed). Needed to decode CRAM; when given, every SNV's ``ref`` is
         checked against it (BAM contig names).
-    on_ref_mismatch : ``"error"`` (default: ValueError naming the FASTA and chrom:pos) or ``"drop"``
-        (ledger reason ``ref_mismatch``).
+    on_ref_mismatch : ``"raise"`` (default: ValueError naming the FASTA and chrom:pos; ``"error"`` is accepted as
+        the same) or ``"drop"`` (ledger reason ``ref_mismatch``); :mod:`allelic.reference` does the check.
     max_other_fraction : a SNV where bases other than ``ref`` and ``alt`` (a third allele, or ``N``) are at
         least 2 reads and more than this fraction of the counted reads goes to the ledger (``third_allele``):
         a heterozygous genotype that is probably wrong (e.g. ref/alt called where the sample carries another
@@ -447,8 +448,7 @@ def count_alleles(
     ValueError when no variant contig is in a BAM header (suggesting ``contig_map``), for a CRAM
     without ``reference``, for malformed variants (naming the row) or a ref mismatch.
     """
-    if on_ref_mismatch not in ("error", "drop"):
-        raise ValueError(f"on_ref_mismatch={on_ref_mismatch!r}: expected 'error' or 'drop'")
+    on_ref_mismatch = check_on_ref_mismatch(on_ref_mismatch)
     if n_jobs is None or n_jobs == 0:
         n_jobs = 1
     if n_jobs < 0:
@@ -478,11 +478,7 @@ def count_alleles(
     opts = (int(min_base_quality), int(min_mapping_quality), flag_filter, dedup_all)
     fasta = None
     if reference is not None:
-        ref_path = _existing_file(reference, "reference FASTA")
-        try:
-            fasta = pysam.FastaFile(str(ref_path))
-        except (OSError, ValueError) as e:
-            raise ValueError(f"{ref_path}: cannot open the reference FASTA ({e}); index it with `samtools faidx {ref_path}`") from e
+        fasta = open_fasta(_existing_file(reference, "reference FASTA"))
 
     # plan: (sample, bam contig) -> SNV row indices, split into regions, grouped into tasks
     plans = []  # per sample: (sample, path, variants table, keep mask)
@@ -654,26 +650,18 @@ def _plan_sample(sample, path, vt, reference, contig_map, fasta, on_ref_mismatch
 def _check_reference(fasta, reference, vt, bam_chrom, keep, on_ref_mismatch, ledger, sample, path) -> np.ndarray:
     """Boolean mask (len(vt)): ref allele matches the FASTA (rows already off-contig are left True)."""
     ok = np.ones(len(vt), dtype=bool)
-    fa_contigs = set(fasta.references)
-    chrom, pos, ref = (vt[c].to_numpy() for c in ("chrom", "pos", "ref"))
-    bad = []
-    for i in np.flatnonzero(keep):
-        c, p = bam_chrom[i], int(pos[i])
-        if c not in fa_contigs:
-            raise ValueError(f"{reference}: contig {c!r} (SNV {chrom[i]}:{p}) is not in the reference FASTA; "
-                             f"expected the FASTA the BAM was aligned to (its first contigs: {list(fasta.references)[:5]})")
-        base = fasta.fetch(c, p - 1, p).upper()
-        if base != ref[i]:
-            ok[i] = False
-            bad.append((i, base))
-    if bad and on_ref_mismatch == "error":
-        i, base = bad[0]
-        raise ValueError(
-            f"{reference}: ref allele of SNV {chrom[i]}:{pos[i]} is {ref[i]!r} but the FASTA has {base!r} "
-            f"({len(bad)} mismatching SNVs in all); check the genome build, or pass on_ref_mismatch='drop' "
-            "to list them in the ledger as ref_mismatch"
-        )
-    for i, base in bad:
+    idx = np.flatnonzero(keep)
+    chrom, pos, ref = (vt[c].to_numpy()[idx] for c in ("chrom", "pos", "ref"))
+    missing = sorted(set(bam_chrom[idx].tolist()) - set(fasta.references))
+    if missing:
+        i = int(np.flatnonzero(bam_chrom[idx] == missing[0])[0])
+        raise ValueError(f"{reference}: contig {missing[0]!r} (SNV {chrom[i]}:{pos[i]}) is not in the reference FASTA; "
+                         f"expected the FASTA the BAM was aligned to (its first contigs: {list(fasta.references)[:5]})")
+    genome = fetch_bases(fasta, bam_chrom[idx], pos)
+    bad = ref_mismatches(reference, chrom, pos, ref, genome, on_ref_mismatch=on_ref_mismatch,
+                         hint="check the genome build")
+    ok[idx[bad]] = False
+    for i in np.flatnonzero(bad):
         ledger.add("count_alleles", str(reference), f"{chrom[i]}:{pos[i]}", "ref_mismatch",
-                   f"sample={sample}; variants ref {ref[i]}, FASTA {base or '(empty)'}")
+                   f"sample={sample}; variants ref {ref[i]}, FASTA {genome[i] or '(empty)'}")
     return ok

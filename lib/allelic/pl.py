@@ -7,6 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .dosage import null_ratios
+from .reference import chrom_sort_key
+from .tissues import score_quantiles
+
 
 def _ax(ax, figsize=(5, 3.5)):
     import matplotlib.pyplot as plt
@@ -110,7 +114,7 @@ def metric_bars(metrics: pd.DataFrame, *, x: str = "call", y=("precision", "reca
 
 def split_balance(summary: pd.DataFrame, *, ax=None):
     """Examples per split (stacked: AS and not AS), one group of bars per assay when ``summary`` has an ``assay``
-    column (the output of :func:`allelic.datasets.split_summary`)."""
+    column (the output of :func:`allelic.splits.split_summary`)."""
     fig, ax = _ax(ax, (6, 3.5))
     t = summary.copy()
     t["group"] = t["split"] + (" · " + t["assay"] if "assay" in t else "")
@@ -263,7 +267,6 @@ def tissue_heatmap(adata, *, score: str, n_bins: int = 5, layer: str = "as_call"
     :func:`allelic.tissues.score_bins`). Returns the figure."""
     import scanpy as sc
 
-    from .tissues import score_quantiles
 
     a = adata[np.isfinite(adata.obs[score].to_numpy(float))].copy()
     key = f"{score.removeprefix('score_')} quantile"
@@ -299,8 +302,6 @@ def bad_segments(segmentation, *, max_points: int = 40_000, ax=None, random_stat
     ``1 / (b + 1)`` and ``b / (b + 1)`` (coloured by BAD), chromosomes side by side in order."""
     import matplotlib.pyplot as plt
 
-    from .datasets import chrom_sort_key
-    from .dosage import null_ratios
 
     sites, segs = segmentation.sites, segmentation.segments
     fig, ax = _ax(ax, (14, 3.6))

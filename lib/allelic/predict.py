@@ -25,6 +25,8 @@ import numpy as np
 import pandas as pd
 
 from .ledger import Ledger
+from .variants import read_het_snvs
+from .windows import cut_windows
 
 
 def _window_length(model_dir: Path, override: int | None) -> int:
@@ -52,13 +54,11 @@ def check_windows(seqs: pd.Series, window: int, source: str) -> None:
 
 def windows_from_vcf(vcf, fasta, *, window: int = 200, sample=None, ledger: Ledger | None = None) -> pd.DataFrame:
     """Reference and alternative windows around the biallelic SNVs of a VCF: columns ``chrom, pos, ref, alt,
-    seq_ref, seq_alt`` (:func:`allelic.datasets.cut_windows`). SNVs too close to a contig end go to ``ledger``
+    seq_ref, seq_alt`` (:func:`allelic.windows.cut_windows`). SNVs too close to a contig end go to ``ledger``
     (``window_off_contig``); a REF that differs from the FASTA raises ValueError naming the FASTA and the record
     (wrong genome build)."""
     import pysam
 
-    from .counts import read_het_snvs
-    from .datasets import cut_windows
 
     ledger = ledger if ledger is not None else Ledger()
     if sample is not None:

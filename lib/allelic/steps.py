@@ -98,12 +98,11 @@ def test(profile: str, assay: str) -> Path:
     return out / f"{assay}.tsv.gz"
 
 
-def _examples(data: str, *, keep_split: bool = True) -> pd.DataFrame:
+def _examples(data: str) -> pd.DataFrame:
     path = config.results_dir("03") / ("examples.tsv.gz" if data == "simulator" else "entex_examples.tsv.gz")
     if not path.is_file():
         raise FileNotFoundError(f"{config.shown(path)} is missing: run chapter 03 first (allelic run --chapters 03)")
-    t = pd.read_csv(path, sep="\t")
-    return t if keep_split else t.drop(columns=["split", "leak_group"])
+    return pd.read_csv(path, sep="\t")
 
 
 def pretrain(profile: str, data: str = "simulator") -> Path:
@@ -134,30 +133,21 @@ def fold_task(profile: str, kind: str, data: str, assay: str, fold: int, seed: i
     chapter 04's selected head, pooling and learning rate) or every baseline (``"baselines"``), on the chapter's
     chromosome folds; results in ``results/05/tasks/<data>/``. Needs chapters 03 and 04 (examples, checkpoints,
     selection)."""
-    from . import comparison, datasets
-    from . import language_model as lm
+    from . import comparison
     from .train import TrainConfig
 
     p = config.chapter_parameters(profile, "05")
-    ch04 = config.results_dir("04")
-    for need in ("checkpoints.json", "selection.tsv"):
-        if not (ch04 / need).is_file():
-            raise FileNotFoundError(f"{config.shown(ch04 / need)} is missing: run chapter 04 first")
-    checkpoints = json.loads((ch04 / "checkpoints.json").read_text())
-    selection = comparison.selected_candidates(pd.read_csv(ch04 / "selection.tsv", sep="\t"), data)
     n_folds, epochs = (p["n_folds"], p["epochs"]) if data == "simulator" else (p["entex_folds"], p["entex_epochs"])
-    folds = datasets.chromosome_folds(datasets.Examples(_examples(data, keep_split=False)), n_folds,
-                                      random_state=p["random_state"])
-    if not 0 <= fold < len(folds):
-        raise ValueError(f"fold {fold} outside 0..{len(folds) - 1}")
-    table = folds[fold].table
-    ckpt = (checkpoints["simulator"] if data == "simulator"
-            else lm.fold_checkpoints(checkpoints["entex"], checkpoints.get("entex_fold_spec"))(table))
+    inputs = comparison.chapter_inputs(data, n_folds=n_folds, random_state=p["random_state"])
+    if not 0 <= fold < len(inputs.folds):
+        raise ValueError(f"fold {fold} outside 0..{len(inputs.folds) - 1}")
+    table = inputs.folds[fold].table
+    ckpt = inputs.checkpoint(table) if callable(inputs.checkpoint) else inputs.checkpoint
     rows = table[table["assay"] == assay]
     if rows.empty:
         raise ValueError(f"no {assay} rows in fold {fold} of {data}")
     path = comparison.task_path(config.results_dir("05") / "tasks" / data, kind, assay, fold, seed)
-    comparison.fold_task(rows, ckpt, kind=kind, candidate=selection.get(assay, {}),
+    comparison.fold_task(rows, ckpt, kind=kind, candidate=inputs.selection.get(assay, {}),
                          train_config=TrainConfig(batch_size=p["batch_size"], epochs=epochs, device=p["device"]),
                          seed=seed, quick=p["quick"], device=p["device"], cache_path=path)
     return Path(f"{path}.metrics.tsv")
