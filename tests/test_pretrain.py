@@ -148,7 +148,7 @@ def test_leak_check_of_sampling_candidates_only_keeps_the_same_sample(monkeypatc
     """With n_windows, only windows that could still enter the bottom-k sample are checked for shared k-mers; the
     sample is the one a check of every window gives (a brute-force filter first, then the same sampler), and every
     chunk is still one ledger row."""
-    import allelic.pretrain as P
+    import allelic.corpus as P
 
     rng = np.random.default_rng(5)
     seqs, excl = _dna(rng, 300, 600), _dna(rng, 40, 200)
