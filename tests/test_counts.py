@@ -51,6 +51,7 @@ from allelic.counts import (
     count_alleles,
     read_het_snvs,
     read_vcf_ad,
+    read_vcfs_ad,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -617,6 +618,46 @@ def test_read_vcf_ad_real_hek293():
         assert (t["total"] == t["ref_count"] + t["alt_count"]).all()
         # upstream kept only records with both AD values > 4
         assert (t[["ref_count", "alt_count"]] > 4).all().all(), name
+
+
+@pytest.mark.realdata
+def test_several_vcfs_tested_by_file_equal_one_by_one():
+    """Chapter 02's HEK293 test: the VCFs read into one table (``file`` column) and tested with one null fit and one
+    BH family per file give, row for row, what testing each file on its own gives."""
+    d = _hek293_dir()
+    if not (d / "SOURCE.md").exists():
+        pytest.skip("real data absent: set ALLELIC_HEK293_DIR")
+    from allelic.stats import test_imbalance
+
+    files = sorted(d.glob("*.vcf.gz"))[:3]
+    both = read_vcfs_ad(files)
+    assert both.table["file"].unique().tolist() == [f.name for f in files]
+    grouped = test_imbalance(both.table, group_cols=("file",), fdr_by_group=True, min_total=6, fdr=0.05)
+    n_ledger = 0
+    for f in files:
+        one = read_vcf_ad(f)
+        n_ledger += len(one.ledger)
+        alone = test_imbalance(one.table, group_cols=("sample",), min_total=6, fdr=0.05).table
+        mine = grouped.table[grouped.table["file"] == f.name]
+        assert mine["pos"].tolist() == alone["pos"].tolist()
+        for c in ("p_null", "rho", "p_betabinom", "q_betabinom", "as_betabinom", "as_binom"):
+            np.testing.assert_array_equal(mine[c].to_numpy(), alone[c].to_numpy(), err_msg=f"{f.name} {c}")
+    assert len(both.ledger) == n_ledger
+
+
+def test_read_vcfs_ad_labels_rows_by_file(tmp_path):
+    a = _write_vcf(tmp_path / "a.vcf", AD_HEADER, [("chr1", 101, ".", "A", "G", ".", "PASS", ".", "GT:AD", "0/1:11,5"),
+                                                   ("chr1", 201, ".", "A", "G", ".", "PASS", ".", "GT:AD", "0/0:9,0")])
+    b = _write_vcf(tmp_path / "b.vcf", AD_HEADER, [("chr1", 101, ".", "A", "G", ".", "PASS", ".", "GT:AD", "0/1:3,8")])
+    res = read_vcfs_ad([a, b])
+    t = res.table
+    assert list(t.columns) == COUNTS_COLUMNS + ["file"]
+    assert list(zip(t["file"], t["pos"], t["ref_count"], t["alt_count"])) == [(a.name, 101, 11, 5), (b.name, 101, 3, 8)]
+    assert list(zip(res.ledger.table()["record"], res.ledger.table()["reason"])) == [("chr1:201", "not_heterozygous")]
+    with pytest.raises(ValueError, match="no VCF given"):
+        read_vcfs_ad([])
+    with pytest.raises(ValueError, match=r"file names must be unique.*a\.vcf"):
+        read_vcfs_ad([a, a])
 
 
 @pytest.mark.parametrize("n_jobs", [1, 2])

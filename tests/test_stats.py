@@ -221,12 +221,24 @@ def test_empirical_fdr_finds_planted_signal():
     k = _betabinom_draw(rng, n, mean, 0.02)
     p = betabinom_test(k, n, 0.5, 0.02)
     res = empirical_fdr_threshold(p, n, 0.5, rho=0.02, fdr=0.1, n_sims=5, random_state=9)
-    called = p <= res.threshold
+    called = res.calls(p)
+    assert called.sum() == res.n_called and (called == (p <= res.threshold)).all()
     assert (called & is_as).sum() >= 0.7 * is_as.sum()
     assert (called & ~is_as).sum() / called.sum() <= 0.15
     # deterministic under a seed
     again = empirical_fdr_threshold(p, n, 0.5, rho=0.02, fdr=0.1, n_sims=5, random_state=9)
     assert again.threshold == res.threshold
+
+
+def test_empirical_calls_rule_when_no_threshold_qualifies():
+    """The one call rule of an empirical FDR (used by test_imbalance and chapter 02): nothing is called when no
+    candidate reached the target, even p-values that underflowed to 0.0; NaN is never called."""
+    curve = pd.DataFrame({"t": [0.01], "n_observed": [3], "n_null_mean": [3.0], "fdr": [1.0]})
+    none = EmpiricalFDR(threshold=0.0, fdr_curve=curve, n_sims=5, target_fdr=0.1, n_called=0)
+    p = np.array([0.0, 1e-300, 0.2, np.nan])
+    assert none.calls(p).tolist() == [False, False, False, False]
+    some = EmpiricalFDR(threshold=0.01, fdr_curve=curve, n_sims=5, target_fdr=0.1, n_called=2)
+    assert some.calls(p).tolist() == [True, True, False, False]
 
 
 # ----------------------------------------------------------------------------- effect sizes

@@ -58,7 +58,7 @@ from .ledger import Ledger
 from .progress import show_progress
 from .reference import check_on_ref_mismatch, fetch_bases, open_fasta, ref_mismatches
 from .variants import (COUNTS_COLUMNS, VARIANT_COLUMNS, AlleleCounts, Variants, _BASES, _counts_frame,
-                       _existing_file, read_het_snvs, read_vcf_ad)
+                       _existing_file, read_het_snvs, read_vcf_ad, read_vcfs_ad)
 
 __all__ = [
     "Variants",
@@ -66,6 +66,7 @@ __all__ = [
     "read_het_snvs",
     "count_alleles",
     "read_vcf_ad",
+    "read_vcfs_ad",
     "VARIANT_COLUMNS",
     "COUNTS_COLUMNS",
 ]

@@ -77,6 +77,14 @@ class EmpiricalFDR:
     target_fdr: float = 0.1
     n_called: int = 0
 
+    def calls(self, pvalues) -> np.ndarray:
+        """The call rule: ``p <= threshold`` when some candidate threshold reached the target FDR, else nothing is
+        called (a threshold of 0.0 must not call p-values that underflowed to 0); NaN p-values are not called."""
+        p = np.asarray(pvalues, dtype=float)
+        if self.n_called == 0:
+            return np.zeros(p.shape, bool)
+        return p <= self.threshold
+
 
 def empirical_fdr_threshold(pvalues, n, p, *, rho=0.0, fdr=0.1, n_sims=5, test="auto",
                             thresholds=None, random_state=None) -> EmpiricalFDR:

@@ -310,8 +310,7 @@ def test_imbalance(table, *, ref_col="ref_count", alt_col="alt_count", group_col
                                          test="binomial", random_state=rng)
             ebb = empirical_fdr_threshold(p_bb[m], n[m], p_row[m], rho=rho_row[m], fdr=fdr, n_sims=n_sims,
                                           test="betabinomial", random_state=rng)
-            call_b[m] = (p_b[m] <= eb.threshold) & (eb.n_called > 0)
-            call_bb[m] = (p_bb[m] <= ebb.threshold) & (ebb.n_called > 0)
+            call_b[m], call_bb[m] = eb.calls(p_b[m]), ebb.calls(p_bb[m])
             if fdr_by_group:
                 tb[fi], tbb[fi] = eb.threshold, ebb.threshold
             else:

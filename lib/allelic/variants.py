@@ -3,6 +3,7 @@
 - :func:`read_het_snvs` -- a personal VCF -> the sample's heterozygous biallelic SNVs (:class:`Variants`).
 - :func:`read_vcf_ad`   -- a VCF with per-sample ``AD`` -> reads per allele (:class:`AlleleCounts`), in the schema
   :func:`allelic.counts.count_alleles` writes (its docstring describes the columns).
+- :func:`read_vcfs_ad`  -- several such VCFs in one table, a ``file`` column naming each row's file.
 
 Every record a filter removes gets one row in the result's :class:`~allelic.ledger.Ledger`.
 """
@@ -375,6 +376,28 @@ def read_vcf_ad(vcf_path, *, sample=None, contig_map=None) -> AlleleCounts:
         _warn_no_records(path)
     table = _counts_frame(rows)
     return AlleleCounts(table=table, ledger=ledger, params={"source": src, "sample": sample, "contig_map": contig_map})
+
+
+def read_vcfs_ad(vcf_paths, *, sample=None, contig_map=None) -> AlleleCounts:
+    """:func:`read_vcf_ad` of several VCFs (one sample each, e.g. the replicates of a ChIP-seq experiment), in one
+    table with a ``file`` column (the file's name) after :data:`COUNTS_COLUMNS`, so that each file is a group of
+    :func:`allelic.stats.test_imbalance` (``group_cols=("file",)``, ``fdr_by_group=True`` gives each file its own
+    null fit and BH family, as testing the files one by one does). The ledgers are concatenated; ``params`` lists the
+    files. An empty list of paths is a ValueError."""
+    paths = [Path(os.fspath(p)) for p in vcf_paths]
+    if not paths:
+        raise ValueError("read_vcfs_ad: no VCF given")
+    names = [p.name for p in paths]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ValueError(f"read_vcfs_ad: file names must be unique (they label the rows), repeated: {dup}")
+    ledger, tables = Ledger(), []
+    for p in paths:
+        ad = read_vcf_ad(p, sample=sample, contig_map=contig_map)
+        ledger.merge(ad.ledger)
+        tables.append(ad.table.assign(file=p.name))
+    return AlleleCounts(table=pd.concat(tables, ignore_index=True), ledger=ledger,
+                        params={"files": [str(p) for p in paths], "sample": sample, "contig_map": dict(contig_map or {})})
 
 
 def _counts_frame(rows) -> pd.DataFrame:
