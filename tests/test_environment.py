@@ -48,7 +48,7 @@ def test_every_library_import_is_a_declared_dependency(root):
     dist = {"sklearn": "scikit-learn", "yaml": "pyyaml"}
     declared = {d.lower() for d in tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]}
     used = {}
-    for f in sorted((root / "lib" / "allelic").glob("*.py")):
+    for f in sorted((root / "lib" / "allelic").rglob("*.py")):
         for node in ast.walk(ast.parse(f.read_text())):
             names = ([a.name for a in node.names] if isinstance(node, ast.Import)
                      else [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else [])
