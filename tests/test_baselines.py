@@ -195,11 +195,11 @@ def test_motif_logistic_features_hand(ctcf):
 
 
 def test_motif_factor_resolution():
-    assert [m.matrix_id for m in B._resolve_motifs("CTCF")] == [CTCF_ID]
-    assert [m.name.upper() for m in B._resolve_motifs("H3K4me3")] == ["NRF1", "SP1", "YY1"]
+    assert [m.matrix_id for m in B.resolve_motifs("CTCF")] == [CTCF_ID]
+    assert [m.name.upper() for m in B.resolve_motifs("H3K4me3")] == ["NRF1", "SP1", "YY1"]
     assert set(B.ASSAY_MOTIFS) == {"CTCF", "POL2", "H3K4me3", "H3K27ac", "RNA"}
     for assay in B.ASSAY_MOTIFS:
-        assert B._resolve_motifs(assay)
+        assert B.resolve_motifs(assay)
 
 
 def test_motif_scanner_matches_motifs_scan(ctcf):

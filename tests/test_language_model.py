@@ -155,6 +155,35 @@ def test_selected_candidates_carry_the_whole_choice():
         selected_candidates(search.assign(selected=False), "entex")
 
 
+def test_against_published_scores_both_models_on_the_test_rows(pair_examples, checkpoint):
+    """Chapter 04's real-data check: the selected transformer and the JASPAR-scan GBT scored on the same test rows,
+    AUROC as sklearn computes it from the returned scores, then the published range for the assay."""
+    from sklearn.metrics import roc_auc_score
+
+    from allelic.comparison import PublishedCheck, against_published
+
+    ctcf = pair_examples[pair_examples["assay"] == "CTCF"]
+    ctcf = ctcf.assign(seq_alt=[w[:100] + ("C" if w[100] == "A" else "A") + w[101:] for w in ctcf["seq_ref"]])  # SNVs
+    anchors = pd.DataFrame({"data": ["EN-TEx CTCF", "EN-TEx CTCF"], "assay": ["CTCF", "POL2"],
+                            "setting": ["balanced", "balanced"], "model": ["DNABERT-2", "other"],
+                            "metric": ["auroc", "auroc"], "low": [0.6, 0.1], "high": [0.8, 0.2], "source": ["x", "y"]})
+    cfg = TrainConfig(batch_size=32, epochs=1, early_stopping_patience=None, progress=False)
+    cands = lm.candidate_grid(heads=("siamese",), poolings=("mean",), learning_rates=(2e-3,))
+    res = against_published(ctcf, checkpoint, cands, train_config=cfg, anchors=anchors, n_boot=20)
+    test_ids = set(ctcf.loc[ctcf["split"] == "test", "example_id"])
+    t = res.table.set_index("model")
+    assert list(res.table["model"]) == [*PublishedCheck.MODELS, "DNABERT-2 — balanced"]
+    for name in PublishedCheck.MODELS:
+        s = res.scores[res.scores["model"] == name]
+        assert len(s) == len(test_ids) == 150 and set(s["example_id"]) == test_ids
+        assert t.loc[name, "auroc"] == pytest.approx(roc_auc_score(s["label"], s["score"]), abs=1e-12)
+        assert t.loc[name, "auroc_low"] <= t.loc[name, "auroc"] <= t.loc[name, "auroc_high"]
+    assert t.loc["DNABERT-2 — balanced", ["auroc", "auroc_low", "auroc_high"]].tolist() == pytest.approx([0.7, 0.6, 0.8])
+    assert res.selection.search["selected"].sum() == 1
+    with pytest.raises(ValueError, match=r"compares one assay \(CTCF\); the examples hold \['CTCF', 'POL2'\]"):
+        against_published(pair_examples, checkpoint, cands, train_config=cfg, anchors=anchors)
+
+
 def test_chapter_inputs_read_chapters_03_and_04(tmp_path, monkeypatch):
     """Chapter 05 and the workflow's fold steps build their folds in one place: the example table of chapter 03
     re-split into chromosome folds (the stored split ignored), chapter 04's checkpoint (a path, or one per fold when

@@ -9,6 +9,9 @@ The pretrained checkpoint may differ per fold: a checkpoint pretrained on the wi
 fine-tuned and scored on another split whose test windows it saw. ``checkpoint`` can therefore be a function of
 the fold's example table (e.g. :func:`allelic.language_model.pretrained_checkpoint`, which pretrains on that fold's
 training windows only, or returns a corpus checkpoint from which every labelled window was excluded).
+
+:func:`against_published` is chapter 04's real-data check: the transformer chosen and fitted on one split of the
+EN-TEx examples, beside the JASPAR-scan GBT baseline on the same split and the published results for the assay.
 """
 from __future__ import annotations
 
@@ -22,10 +25,11 @@ import pandas as pd
 from joblib import Parallel, delayed
 
 from . import cache, config
-from .baselines import FinetunedTransformer, all_baselines, evaluate_models
+from .baselines import FinetunedTransformer, MotifGBT, all_baselines, evaluate_models
 from .datasets import Examples
+from .evaluate import score_table
 from .labels import LABELS
-from .language_model import conv_widths, fold_checkpoints
+from .language_model import Selection, conv_widths, fold_checkpoints, published_comparison, select_and_fit
 from .splits import chromosome_folds
 
 #: the two kinds of fold task: every baseline of an assay, or the fine-tuned transformer
@@ -83,6 +87,42 @@ def chapter_inputs(data: str, *, n_folds: int, random_state=0) -> ChapterInputs:
                   else fold_checkpoints(checkpoints["entex"], checkpoints.get("entex_fold_spec")))
     selection = selected_candidates(pd.read_csv(ch04 / "selection.tsv", sep="\t"), data)
     return ChapterInputs(data, folds, checkpoint, selection)
+
+
+@dataclasses.dataclass
+class PublishedCheck:
+    """Result of :func:`against_published`: ``selection`` (the candidates' search and the selected fit), ``scores``
+    (held-out ``label``/``score`` rows of the transformer and the baseline, column ``model``) and ``table`` (one row
+    per model with AUROC, its bootstrap interval and AUPRC — :func:`allelic.evaluate.score_table` — then the
+    published rows, :func:`allelic.language_model.published_comparison`)."""
+
+    selection: Selection
+    scores: pd.DataFrame
+    table: pd.DataFrame
+
+    #: model names of the two scored rows, in this order
+    MODELS = ("transformer (this book)", "JASPAR scan GBT (baseline)")
+
+
+def against_published(examples: pd.DataFrame, checkpoint, candidates: list[dict], *, train_config=None,
+                      assay: str = "CTCF", anchors: pd.DataFrame | None = None, n_boot: int = 200, random_state=0,
+                      save_dir=None, out_dir=None, data_name: str = "entex") -> PublishedCheck:
+    """Fine-tune ``candidates`` on split ``examples`` (chosen on validation, :func:`allelic.language_model.select_and_fit`),
+    fit the JASPAR-scan GBT baseline (:class:`allelic.baselines.MotifGBT`) on the same training rows, score both on
+    the test rows, and set them beside the published results for ``assay`` (``anchors``: default
+    :func:`allelic.config.published_anchors`). ``n_boot`` bootstrap resamples give the AUROC intervals. ``examples``
+    hold one assay, ``assay``."""
+    found = sorted(set(examples["assay"]))
+    if found != [assay]:
+        raise ValueError(f"against_published compares one assay ({assay}); the examples hold {found}")
+    sel = select_and_fit(examples, checkpoint, candidates, train_config=train_config, save_dir=save_dir,
+                         data_name=data_name, out_dir=out_dir)
+    gbt = evaluate_models([MotifGBT(random_state=random_state)], examples, return_scores=True)[1]
+    ours, theirs = PublishedCheck.MODELS
+    scores = pd.concat([sel.fits[0].scores.assign(model=ours), gbt.assign(model=theirs)], ignore_index=True)
+    table = published_comparison(score_table(scores, n_boot=n_boot, random_state=random_state),
+                                 config.published_anchors() if anchors is None else anchors, assay=assay)
+    return PublishedCheck(sel, scores, table)
 
 
 def transformer_vs_baselines(folds, checkpoint: Path | str | Callable, *, selection: dict | None = None,

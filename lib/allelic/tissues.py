@@ -177,9 +177,9 @@ def snv_features(examples: pd.DataFrame, *, assay: str, fold_scores: pd.DataFram
                              f"(first: {out.loc[lost, 'example_id'].iloc[0]}); were they scored by chapter 05?")
         out = out.merge(wide, left_on="example_id", right_index=True, how="left")
     if motif_change:
-        from .baselines import _resolve_motifs, motif_snv_features
+        from .baselines import motif_snv_features, resolve_motifs
 
-        f = motif_snv_features(ex, _resolve_motifs(assay))
+        f = motif_snv_features(ex, resolve_motifs(assay))
         out["motif_abs_delta"] = f.filter(like=":abs_delta").max(axis=1).to_numpy()
     return out.drop(columns="example_id").reset_index(drop=True)
 

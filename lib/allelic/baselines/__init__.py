@@ -68,12 +68,10 @@ from .motif import (ASSAY_MOTIFS, FACTOR_MOTIF_IDS, MotifGBT, MotifLogistic, Mot
                     motif_snv_features, resolve_motifs)
 from .transformer import FinetunedTransformer
 
-# private names reached from outside the package, kept importable here: allelic.tissues imports
-# ``_resolve_motifs`` (public now as ``resolve_motifs``); the tests read ``_STORE`` (the one feature store, owned
-# by .features) and ``_l2_rows``
+# private names the tests read, kept importable here: ``_STORE`` (the one feature store, owned by .features) and
+# ``_l2_rows``
 from .features import _STORE  # noqa: F401
 from .kmer import _l2_rows  # noqa: F401
-from .motif import resolve_motifs as _resolve_motifs  # noqa: F401
 
 __all__ = [
     "ASSAY_MOTIFS",
