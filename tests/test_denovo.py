@@ -109,7 +109,7 @@ def test_enrichment_pvalue_is_the_hand_computed_hypergeometric():
 @pytest.mark.parametrize("chunk", [None, 100])
 def test_enrichment_counts_match_brute_force_and_bh_matches_statsmodels(chunk, monkeypatch):
     if chunk is not None:                                                 # many chunks of k-mer positions
-        monkeypatch.setattr("allelic.denovo._CHUNK_POSITIONS", chunk)
+        monkeypatch.setattr("allelic.kmer_enrichment._CHUNK_POSITIONS", chunk)
     rng = np.random.default_rng(3)
     as_seqs = _random_dna(rng, 60, 80)
     other = _random_dna(rng, 70, 80)

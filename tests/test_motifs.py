@@ -446,6 +446,50 @@ def test_enrichment_profile_pvalue_is_the_hand_hypergeometric_tail():
         enrichment_profile(hits, [0, 1, 0, 2] + [0] * 8)
 
 
+def test_check_binary_labels_accepts_0_1_and_booleans_and_names_what_is_wrong():
+    from allelic.profiles import check_binary_labels
+
+    want = [True, False, True]
+    for labels in ([True, False, True], [1, 0, 1], np.array([1.0, 0.0, 1.0]), np.array([1, 0, 1], dtype=np.uint8),
+                   pd.Series([1, 0, 1]), np.array([1, 0, True], dtype=object)):
+        got = check_binary_labels(labels, 3)
+        assert got.dtype == bool and got.tolist() == want
+    given = np.array(want)
+    check_binary_labels(given, 3)[0] = False
+    assert given[0]                                                   # a new array, never the caller's
+    assert check_binary_labels([1, 1, 1], 3).tolist() == [True] * 3  # one label only is fine unless require_both
+    with pytest.raises(ValueError, match=r"labels must be 0 or 1; window 2 has label 2 \(label 2 of 0\.\.2\)"):
+        check_binary_labels([1, 0, 2], 3)
+    with pytest.raises(ValueError, match="window 1 has label 0.5"):
+        check_binary_labels([1.0, 0.5, 0.0], 3)
+    with pytest.raises(ValueError, match="window 1 has label nan"):
+        check_binary_labels([1.0, np.nan, 0.0], 3)
+    with pytest.raises(ValueError, match="got dtype <U"):
+        check_binary_labels(["1", "0", "a"], 3)
+    with pytest.raises(ValueError, match="window 1 has label None"):
+        check_binary_labels(np.array([1, None, 0], dtype=object), 3)
+    with pytest.raises(ValueError, match=r"one 0/1 label per window \(3\), got shape \(2,\)"):
+        check_binary_labels([1, 0], 3)
+    with pytest.raises(ValueError, match=r"got shape \(3, 1\)"):
+        check_binary_labels([[1], [0], [1]], 3)
+    with pytest.raises(ValueError, match=r"no window has label 0 \(3 windows, all of label 1\).*both labels"):
+        check_binary_labels([1, 1, 1], 3, require_both=True)
+    with pytest.raises(ValueError, match="no profile has label 1"):
+        check_binary_labels([False] * 3, 3, what="profile", require_both=True)
+    assert check_binary_labels([0, 1], 2, require_both=True).tolist() == [False, True]
+
+
+def test_encode_ragged_pads_with_n_and_names_the_sequence():
+    from allelic.motifs import N_CODE, encode
+
+    codes, single = encode(["ACGT", "TG", ""], ragged=True)
+    assert not single and codes.tolist() == [[0, 1, 2, 3], [3, 2, N_CODE, N_CODE], [N_CODE] * 4]
+    with pytest.raises(ValueError, match="windows must all have the same length: window 0 has length 4"):
+        encode(["ACGT", "TG"], what="window")
+    with pytest.raises(ValueError, match="invalid character 'X' in window 1 at position 1"):
+        encode(["ACGT", "TX"], what="window", ragged=True)
+
+
 def test_profile_correlation_is_exact_over_circular_shifts():
     from allelic.motifs import profile_correlation
 

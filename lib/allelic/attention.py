@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .profiles import check_binary_labels
 from .progress import bar as progress_bar
 
 __all__ = ["AttentionProfiles", "REDUCTIONS", "ScoreAtMask", "attention_profiles", "ism_scores", "profile_by_label",
@@ -366,17 +367,8 @@ def profile_by_label(profiles, labels) -> pd.DataFrame:
     values = profiles.values if isinstance(profiles, AttentionProfiles) else np.asarray(profiles, dtype=np.float64)
     if values.ndim != 2:
         raise ValueError(f"profiles must be (windows, bases), got shape {values.shape}")
-    y = np.asarray(labels)
-    if y.shape != (values.shape[0],):
-        raise ValueError(f"{values.shape[0]} profiles but labels of shape {y.shape}")
-    ok = np.isin(y, [0, 1]) if y.dtype != bool else np.ones(len(y), bool)
-    if not ok.all():
-        i = int(np.flatnonzero(~ok)[0])
-        raise ValueError(f"label {i} is {y[i]!r}; labels must be 0/1 or booleans")
-    y = y.astype(bool)
+    y = check_binary_labels(labels, values.shape[0], require_both=True)
     n1, n0 = int(y.sum()), int((~y).sum())
-    if not n1 or not n0:
-        raise ValueError(f"profile_by_label needs windows of both labels: {n1} of label 1, {n0} of label 0")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=RuntimeWarning)  # an all-NaN column: NaN, as it should be
         m1 = np.nanmean(values[y].astype(np.float64), axis=0)
