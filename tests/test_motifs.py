@@ -442,7 +442,7 @@ def test_enrichment_profile_pvalue_is_the_hand_hypergeometric_tail():
     assert two.loc[0, "pvalue"] == pytest.approx(fisher_exact([[4, 1], [1, 6]])[1], rel=1e-12)
     with pytest.raises(ValueError, match="both labels"):
         enrichment_profile(hits, np.ones(12))
-    with pytest.raises(ValueError, match="label 3"):
+    with pytest.raises(ValueError, match="window 3 has label 2"):
         enrichment_profile(hits, [0, 1, 0, 2] + [0] * 8)
 
 
@@ -458,7 +458,7 @@ def test_check_binary_labels_accepts_0_1_and_booleans_and_names_what_is_wrong():
     check_binary_labels(given, 3)[0] = False
     assert given[0]                                                   # a new array, never the caller's
     assert check_binary_labels([1, 1, 1], 3).tolist() == [True] * 3  # one label only is fine unless require_both
-    with pytest.raises(ValueError, match=r"labels must be 0 or 1; window 2 has label 2 \(label 2 of 0\.\.2\)"):
+    with pytest.raises(ValueError, match="labels must be 0 or 1; window 2 has label 2"):
         check_binary_labels([1, 0, 2], 3)
     with pytest.raises(ValueError, match="window 1 has label 0.5"):
         check_binary_labels([1.0, 0.5, 0.0], 3)

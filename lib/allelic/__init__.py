@@ -1,21 +1,40 @@
 """allelic — allele-specific activity in personal epigenomes.
 
-One concept per module:
+One concept per module, in layers: a module imports only from its own layer and the layers above it
+(``tests/test_layout.py`` checks it).
 
-- :mod:`allelic.simulate`  — a synthetic personal epigenome with ground truth (the book's embedded default)
-- :mod:`allelic.motifs`    — JASPAR motifs, PWM log-odds scores and scans
-- :mod:`allelic.counts`    — reads per allele at heterozygous SNVs (BAM) and allelic depth (VCF ``AD``)
-- :mod:`allelic.stats`     — binomial / beta-binomial imbalance tests and FDR
-- :mod:`allelic.io`        — EN-TEx tables and the simulator's manifest in one counts schema
-- :mod:`allelic.models`    — the DNABERT-2 architecture (native), checkpoint loading
-- :mod:`allelic.attention` — where a classifier looks: attention per base, in-silico mutagenesis
-- :mod:`allelic.finetune`  — fine-tuning on a user's labelled windows (``allelic finetune``)
-- :mod:`allelic.denovo`    — de novo motifs from per-base scores, TOMTOM matches against JASPAR
-- :mod:`allelic.explain`   — attention against motif enrichment, de novo motifs (``allelic motifs``)
-- :mod:`allelic.tissues`   — SNVs x tissues (AnnData) and nested models of tissue-specific effects
-- :mod:`allelic.config`    — paths, environment variables and run profiles
-- :mod:`allelic.run`       — the papermill runner behind ``make book``
-- :mod:`allelic.pl`        — plots of what the other modules computed
+foundation
+    :mod:`~allelic.config` (paths, environment variables, profiles), :mod:`~allelic.cache` (results keyed by
+    parameters), :mod:`~allelic.ledger` (what every filter removed, and why), :mod:`~allelic.progress`,
+    :mod:`~allelic.provenance`, :mod:`~allelic.labels` (display names), :mod:`~allelic.reference` (contig order, the
+    FASTA, reference-allele checks)
+statistics
+    :mod:`~allelic.stats` (``test_imbalance``) over :mod:`~allelic.pvalues`, :mod:`~allelic.nullfit` and
+    :mod:`~allelic.fdr`; :mod:`~allelic.dosage` (background allelic dosage); :mod:`~allelic.evaluate` (metrics)
+sequence
+    :mod:`~allelic.motifs` (alphabet, JASPAR, which motifs an assay means), :mod:`~allelic.pwm` (the one PWM
+    scorer), :mod:`~allelic.profiles` (motif hits along windows), :mod:`~allelic.tokenize`
+inputs
+    :mod:`~allelic.simulate` (a personal epigenome with ground truth: the book's embedded default),
+    :mod:`~allelic.variants` (heterozygous SNVs and ``AD`` from VCFs), :mod:`~allelic.counts` (reads per allele
+    from BAMs) with its engine :mod:`~allelic.bamscan`, :mod:`~allelic.io` (EN-TEx tables, the simulator's counts)
+examples
+    :mod:`~allelic.datasets` (examples from calls), :mod:`~allelic.windows`, :mod:`~allelic.splits` (leak-free),
+    :mod:`~allelic.corpus` (pretraining windows and their leak guard)
+models
+    :mod:`~allelic.dnabert2` (the native DNABERT-2), :mod:`~allelic.checkpoints` (loading),
+    :mod:`~allelic.model_size`, :mod:`~allelic.models` (the three in one namespace), :mod:`~allelic.train`,
+    :mod:`~allelic.distributed` (several processes), :mod:`~allelic.pretrain`, :mod:`~allelic.language_model`,
+    :mod:`~allelic.finetune` and :mod:`~allelic.predict` (command lines)
+comparisons
+    :mod:`~allelic.baselines` (features, one file per model family, the fold harness), :mod:`~allelic.comparison`,
+    :mod:`~allelic.attention`, :mod:`~allelic.denovo` with :mod:`~allelic.kmer_enrichment`,
+    :mod:`~allelic.motif_assembly` and :mod:`~allelic.meme` (TOMTOM, MEME files), :mod:`~allelic.tissues`,
+    :mod:`~allelic.describe`
+presentation and running
+    :mod:`~allelic.explain` (``allelic motifs``), :mod:`~allelic.pl` (plots of computed results),
+    :mod:`~allelic.figures`, :mod:`~allelic.run` (papermill), :mod:`~allelic.steps` (the workflow's steps),
+    :mod:`~allelic.cli`
 """
 from __future__ import annotations
 

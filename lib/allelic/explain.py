@@ -23,7 +23,6 @@ one logo per de novo motif (``logos/<motif_id>.png``, :func:`allelic.pl.logo`).
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,14 +32,14 @@ import pandas as pd
 
 from .attention import attention_profiles, ism_scores, profile_by_label
 from .denovo import find_motifs, permutation_control, write_meme
-from .motifs import Motif, enrichment_profile, load_jaspar, occurrence, profile_correlation
+from .motifs import resolve_motifs
+from .profiles import enrichment_profile, occurrence, profile_correlation
 
 __all__ = ["Explanation", "SCORES", "held_out_windows", "resolve_motifs", "motif_enrichment", "correlate", "explain",
            "match_rank", "describe_agreement", "write", "main"]
 
 #: per-base scores :func:`explain` can compute
 SCORES = ("attention", "ism")
-_JASPAR_ID = re.compile(r"^[A-Z]{2}\d{4}(\.\d+)?$")
 
 
 @dataclass
@@ -65,19 +64,6 @@ class Explanation:
     denovo_null: pd.DataFrame | None = None
 
 
-def resolve_motifs(motifs) -> list[Motif]:
-    """Motifs from :class:`Motif` objects, JASPAR ids (``"MA0139.1"``) or TF names (``"CTCF"``), in order."""
-    out = []
-    for m in motifs or ():
-        if isinstance(m, Motif):
-            out.append(m)
-        elif _JASPAR_ID.match(str(m)):
-            out.extend(load_jaspar([str(m)]))
-        else:
-            out.extend(load_jaspar(names=[str(m)]))
-    return out
-
-
 def held_out_windows(examples: pd.DataFrame, assay: str, *, split: str = "test", n: int | None = None,
                      random_state: int = 0) -> pd.DataFrame:
     """The windows of chapter 03's examples (``example_id, assay, label, seq_ref, seq_alt, split``) of one assay and
@@ -99,7 +85,7 @@ def motif_enrichment(sequences, labels, motifs, *, pvalue: float = 1e-4, return_
     ``return_hits`` also a dict ``matrix_id -> (windows, bases)`` bool hit mask (:func:`allelic.motifs.occurrence`)."""
     seqs = list(sequences)
     parts, hits = [], {}
-    for m in resolve_motifs(motifs):
+    for m in (resolve_motifs(motifs) if motifs else []):
         hits[m.matrix_id] = occurrence(seqs, m, pvalue=pvalue)
         prof = enrichment_profile(hits[m.matrix_id], labels)
         parts.append(prof.assign(motif=f"{m.matrix_id} {m.name}", matrix_id=m.matrix_id))
@@ -211,11 +197,7 @@ def explain(model, tokenizer, windows: pd.DataFrame, *, score: str = "attention"
             t[["start", "end"]] += lo
         t = found.table
         known += [i for i in t.loc[t["known"].astype(bool), "jaspar_id"].dropna().unique()]
-    chosen, seen = [], set()
-    for m in resolve_motifs(known):
-        if m.matrix_id not in seen:
-            seen.add(m.matrix_id)
-            chosen.append(m)
+    chosen = resolve_motifs(known) if known else []
     enrichment, hits = motif_enrichment(seqs, labels, chosen, pvalue=motif_pvalue, return_hits=True)
     ids = windows["window_id"] if "window_id" in windows.columns else pd.Series(np.arange(len(windows)))
     return Explanation(windows=pd.DataFrame({"window_id": ids.to_numpy(), "label": labels}), scores=values,

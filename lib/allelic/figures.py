@@ -103,7 +103,7 @@ def tissue_effects(scores: pd.DataFrame):
 
 
 def _logos_from_files(table: pd.DataFrame, meme: Path):
-    from .denovo import read_meme
+    from .meme import read_meme
 
     return logos(table, read_meme(meme))
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import re
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Sequence, Union
@@ -36,6 +37,9 @@ __all__ = [
     "one_hot",
     "reverse_complement",
     "load_jaspar",
+    "resolve_motifs",
+    "ASSAY_MOTIFS",
+    "FACTOR_MOTIF_IDS",
     "scan",
     "max_score",
     "score_threshold",
@@ -388,6 +392,58 @@ def load_jaspar(
                 f"no JASPAR motif named {name!r} in {collection}/{tax_group} ({release})"
             )
         out.append(min(hits, key=lambda m: _id_key(m.matrix_id)))
+    return out
+
+
+#: assay -> the factor(s) whose motifs the paper's motif baselines use (``resolve_motifs("H3K4me3")``)
+ASSAY_MOTIFS: dict[str, tuple[str, ...]] = {
+    "CTCF": ("CTCF",),
+    "POL2": ("TBP",),
+    "H3K4me3": ("NRF1", "SP1", "YY1"),
+    "H3K27ac": ("FOS::JUN", "CEBPB"),
+    "RNA": ("NRF1", "SP1", "YY1", "TBP"),
+}
+
+#: factor name -> pinned JASPAR matrix id (the ones :mod:`allelic.simulate` plants). CTCF is the classic
+#: 19-bp MA0139.1 rather than JASPAR2024's trimmed MA0139.2. Other names go through ``load_jaspar(names=...)``.
+FACTOR_MOTIF_IDS: dict[str, str] = {
+    "CTCF": "MA0139.1",
+    "TBP": "MA0108.3",
+    "NRF1": "MA0506.3",
+    "SP1": "MA0079.5",
+    "YY1": "MA0095.4",
+    "FOS::JUN": "MA0099.4",
+    "CEBPB": "MA0466.4",
+}
+
+_JASPAR_ID = re.compile(r"^[A-Z]{2}\d{4}(\.\d+)?$")
+
+
+def resolve_motifs(spec) -> list[Motif]:
+    """The motifs a user or a model names: a :class:`Motif`; a JASPAR id (``"MA0139.1"``, or ``"MA0139"`` for the
+    latest version); a factor name (:data:`FACTOR_MOTIF_IDS` gives its pinned matrix, any other name
+    ``load_jaspar(names=[name])``); an assay (:data:`ASSAY_MOTIFS`); or a sequence of those. A sequence gives the
+    union in order, without repeats. Nothing given (``None``, empty) is a ValueError; an unknown name is
+    :func:`load_jaspar`'s ValueError."""
+    if isinstance(spec, Motif):
+        return [spec]
+    if isinstance(spec, str):
+        key = spec.strip()
+        pinned = {k.upper(): v for k, v in FACTOR_MOTIF_IDS.items()}
+        if key.upper() in pinned:
+            return load_jaspar([pinned[key.upper()]])
+        if key in ASSAY_MOTIFS:
+            return resolve_motifs(ASSAY_MOTIFS[key])
+        if _JASPAR_ID.match(key):
+            return load_jaspar([key])
+        return load_jaspar(names=[key])
+    out = []
+    for item in spec or ():
+        for m in resolve_motifs(item):
+            if m not in out:
+                out.append(m)
+    if not out:
+        raise ValueError("no motifs given")
     return out
 
 

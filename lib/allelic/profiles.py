@@ -57,7 +57,7 @@ def check_binary_labels(labels, n: int, *, what: str = "window", require_both: b
         if bad.any():
             i = int(np.argmax(bad))
             value = y[i].item() if hasattr(y[i], "item") else y[i]
-            raise ValueError(f"labels must be 0 or 1; {what} {i} has label {value!r} (label {i} of 0..{n - 1})")
+            raise ValueError(f"labels must be 0 or 1; {what} {i} has label {value!r}")
         out = f == 1
     if require_both:
         n1 = int(out.sum())

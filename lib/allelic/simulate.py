@@ -55,8 +55,9 @@ import numpy as np
 import pandas as pd
 
 from . import config
-from .motifs import Motif, load_jaspar, reverse_complement, scan
+from .motifs import Motif, load_jaspar, reverse_complement
 from .progress import bar
+from .pwm import scan
 
 ASSAYS = ("CTCF", "POL2", "H3K4me3", "H3K27ac", "RNA")
 ELEMENT_MOTIFS = {

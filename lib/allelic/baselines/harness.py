@@ -15,7 +15,8 @@ from ..motifs import Motif
 from .base import Baseline
 from .cnn import CNN
 from .kmer import GkmSVM, KmerLogistic
-from .motif import ASSAY_MOTIFS, MotifGBT, MotifLogistic, MotifScanLogistic, resolve_motifs
+from ..motifs import ASSAY_MOTIFS, resolve_motifs
+from .motif import MotifGBT, MotifLogistic, MotifScanLogistic
 
 
 def all_baselines(assay: str, *, random_state=0, quick: bool = False, device: str = "cpu",

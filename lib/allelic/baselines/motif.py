@@ -10,59 +10,10 @@ import numpy as np
 import pandas as pd
 
 from ..distributed import resolve_device
-from ..motifs import Motif, PwmBank, load_jaspar, scan, score_threshold
+from ..motifs import Motif, load_jaspar, resolve_motifs
+from ..pwm import PwmBank, scan, score_threshold
 from .base import DEFAULT_CS, Baseline, _auprc, _LinearFeatureModel, thread_limit
 from .features import _features, _has_both, _labels, _local, _onehot_cl, check_examples
-
-#: assay -> the factors whose JASPAR motifs baseline (a) uses (the assayed factor itself for TF ChIP-seq; for
-#: POL2, histone marks and RNA the promoter / enhancer factors that the simulator plants as well).
-ASSAY_MOTIFS: dict[str, tuple[str, ...]] = {
-    "CTCF": ("CTCF",),
-    "POL2": ("TBP",),
-    "H3K4me3": ("NRF1", "SP1", "YY1"),
-    "H3K27ac": ("FOS::JUN", "CEBPB"),
-    "RNA": ("NRF1", "SP1", "YY1", "TBP"),
-}
-
-#: factor name -> pinned JASPAR matrix id (the ones :mod:`allelic.simulate` plants). CTCF is the classic
-#: 19-bp MA0139.1 rather than JASPAR2024's trimmed MA0139.2. Other names go through ``load_jaspar(names=...)``.
-FACTOR_MOTIF_IDS: dict[str, str] = {
-    "CTCF": "MA0139.1",
-    "TBP": "MA0108.3",
-    "NRF1": "MA0506.3",
-    "SP1": "MA0079.5",
-    "YY1": "MA0095.4",
-    "FOS::JUN": "MA0099.4",
-    "CEBPB": "MA0466.4",
-}
-
-
-def resolve_motifs(factor) -> list[Motif]:
-    """Motifs of a factor spec: a Motif, a name, an assay name (via ASSAY_MOTIFS) or a sequence of those.
-
-    A name in :data:`FACTOR_MOTIF_IDS` loads its pinned matrix, a JASPAR id (``"MA..."``) that matrix, any other
-    name ``load_jaspar(names=[name])``; a sequence gives the union in order, without repeats (ValueError when
-    empty)."""
-    if isinstance(factor, Motif):
-        return [factor]
-    if isinstance(factor, str):
-        key = factor.strip()
-        if key.upper() in {k.upper() for k in FACTOR_MOTIF_IDS}:
-            mid = next(v for k, v in FACTOR_MOTIF_IDS.items() if k.upper() == key.upper())
-            return load_jaspar([mid])
-        if key in ASSAY_MOTIFS:
-            return resolve_motifs(ASSAY_MOTIFS[key])
-        if key[:2] == "MA" and "." in key:
-            return load_jaspar([key])
-        return load_jaspar(names=[key])
-    out = []
-    for f in factor:
-        for m in resolve_motifs(f):
-            if m not in out:
-                out.append(m)
-    if not out:
-        raise ValueError("no motifs given")
-    return out
 
 
 def _motif_pwms(motifs, pseudocount):
