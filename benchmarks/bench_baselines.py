@@ -8,7 +8,7 @@ Usage::
 
 ``scan``: ``MotifScanner.transform`` (all 879 JASPAR2024 CORE vertebrate motifs, batched by width, one
 ``torch.conv1d`` per width and batch; alt windows re-scanned only around the SNV) on ``--n-scan`` random
-200-bp windows, against the obvious loop over motifs with ``allelic.motifs.scan`` of the whole ref and alt
+200-bp windows, against the obvious loop over motifs with ``allelic.pwm.scan`` of the whole ref and alt
 windows (on ``--n-naive`` windows; its per-window time is extrapolated), whose features must agree.
 
 ``models``: each baseline of ``all_baselines("CTCF")`` (and ``quick=True``) fitted on the planted-CTCF toy set
@@ -34,7 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
 sys.path.insert(0, str(ROOT / "tests"))
 from allelic import baselines as B  # noqa: E402
-from allelic.motifs import load_jaspar, scan, score_threshold  # noqa: E402
+from allelic.motifs import load_jaspar  # noqa: E402
+from allelic.pwm import scan, score_threshold  # noqa: E402
 
 
 def _windows(n, L=200, seed=0):
@@ -46,7 +47,7 @@ def _windows(n, L=200, seed=0):
 
 
 def _naive(df, motifs):
-    """Per-motif loop over allelic.motifs.scan of whole ref and alt windows: same 5 features."""
+    """Per-motif loop over allelic.pwm.scan of whole ref and alt windows: same 5 features."""
     out = np.empty((len(df), 5, len(motifs)))
     for i, m in enumerate(motifs):
         thr = score_threshold(m, 1e-4)

@@ -12,7 +12,7 @@ AUROC come out identical, 0.555 / 0.547) and 05, with the default profile's para
 Measured 2026-12-01 on 2 cores: 899 s (corpus pretraining 242 s, fine-tuning 57 s, chapter 05's six folds 539 s)."""
 import dataclasses, json, time
 import pandas as pd
-from allelic import comparison, config, datasets, io, stats, pretrain
+from allelic import comparison, config, datasets, io, pretrain, splits, stats
 from allelic import language_model as lm
 from allelic.train import TrainConfig
 
@@ -27,7 +27,7 @@ res.table.to_csv(r02 / "entex_imbalance.tsv.gz", sep="\t", index=False)
 print("02", round(time.time() - t0), flush=True)
 # chapter 03 (defaults: window 200, aggregate any, test 0.2, val 0.1)
 ex = datasets.examples_from_entex(entex, window=200, aggregate="any")
-ex = datasets.split_examples(ex, scheme="chromosome", test_frac=0.2, val_frac=0.1, random_state=0)
+ex = splits.split_examples(ex, scheme="chromosome", test_frac=0.2, val_frac=0.1, random_state=0)
 ex.table.to_csv(r03 / "entex_examples.tsv.gz", sep="\t", index=False)
 print("03", ex.params["split"]["test_chroms"], round(time.time() - t0), flush=True)
 # chapter 04: the corpus-pretrained checkpoint and the chosen candidate
@@ -53,7 +53,7 @@ print("04", sel.search[["val_auroc", "test_auroc"]].to_dict("records") if "test_
 # chapter 05 (entex_folds 6, entex_epochs 2, quick, n_jobs 2)
 p5 = P["05"]
 real_ex = ex.table.drop(columns=["split", "leak_group"])
-folds = datasets.chromosome_folds(datasets.Examples(real_ex), p5["entex_folds"], random_state=0)
+folds = splits.chromosome_folds(datasets.Examples(real_ex), p5["entex_folds"], random_state=0)
 metrics, scores = comparison.transformer_vs_baselines(
     folds, lm.fold_checkpoints(cks["entex"], None), selection=comparison.selected_candidates(search, "entex"),
     train_config=TrainConfig(batch_size=32, epochs=p5["entex_epochs"], device="cpu"), seeds=[0], quick=p5["quick"],

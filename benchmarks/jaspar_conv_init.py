@@ -17,7 +17,9 @@ from allelic.models import load_model
 from allelic.tokenize import load_tokenizer
 from allelic.train import TrainConfig, finetune, predict, seed_everything
 from allelic.evaluate import binary_metrics
-from allelic.motifs import load_jaspar, occurrence, score_threshold
+from allelic.motifs import load_jaspar
+from allelic.profiles import occurrence
+from allelic.pwm import score_threshold
 
 mode = sys.argv[1]            # random | jaspar
 scale = float(sys.argv[2]) if len(sys.argv) > 2 else 0.1

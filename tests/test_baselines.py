@@ -1,4 +1,4 @@
-"""Tests of allelic.baselines: hand-counted features, motif features against motifs.scan, planted-signal learning,
+"""Tests of allelic.baselines: hand-counted features, motif features against pwm.scan, planted-signal learning,
 chance on shuffled labels, determinism, and evaluate_models' use of the splits."""
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 
 from allelic import baselines as B
 from allelic.labels import LABELS
-from allelic.motifs import Motif, load_jaspar, max_score, reverse_complement, scan, score_threshold
+from allelic.motifs import Motif, load_jaspar, reverse_complement
+from allelic.pwm import max_score, scan, score_threshold
 
 CTCF_ID = "MA0139.1"
 CTCF_CONSENSUS = "TGGCCACCAGGGGGCGCTA"

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from allelic import explain, figures
-from allelic.motifs import enrichment_profile, load_jaspar, occurrence, profile_correlation
+from allelic.motifs import load_jaspar
+from allelic.profiles import enrichment_profile, occurrence, profile_correlation
 from allelic.simulate import planted_windows
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -18,21 +19,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 @pytest.fixture(scope="module")
 def planted():
     return planted_windows("MA0138.3", 300, random_state=4)
-
-
-def test_resolve_motifs_by_id_name_assay_and_object():
-    """One resolver for the book (explain, the motif baselines, tissues): ids, names (pinned ids first), assays and
-    Motif objects, in order and without repeats."""
-    from allelic import baselines, motifs
-
-    assert explain.resolve_motifs is motifs.resolve_motifs is baselines.resolve_motifs
-    yy1 = load_jaspar(["MA0095.4"])[0]
-    got = explain.resolve_motifs(["MA0139.1", "REST", "ctcf", yy1, "H3K4me3"])
-    assert [m.matrix_id for m in got] == ["MA0139.1", "MA0138.3", "MA0095.4", "MA0506.3", "MA0079.5"]
-    assert got[1].name == "REST" and got[2] is yy1      # "ctcf" is the pinned MA0139.1 again: not repeated
-    assert [m.matrix_id for m in explain.resolve_motifs("MA0139")] == ["MA0139.2"]   # latest version
-    with pytest.raises(ValueError, match="no motifs given"):
-        explain.resolve_motifs([])
 
 
 def test_motif_enrichment_is_the_stacked_module_profiles(planted):

@@ -88,9 +88,10 @@ def test_fused_adamw_step_equals_the_cpu_step():
 
 
 def test_motif_bank_scores_on_cuda_equal_the_lookup_tables():
-    """:class:`allelic.motifs.PwmBank` on CUDA (TF32 off) gives the float64 lookup-table scores of
-    :func:`allelic.motifs.scan` to float32 rounding: no hit count changes at a threshold from TF32 rounding."""
-    from allelic.motifs import Motif, PwmBank, one_hot, scan
+    """:class:`allelic.pwm.PwmBank` on CUDA (TF32 off) gives the float64 lookup-table scores of
+    :func:`allelic.pwm.scan` to float32 rounding: no hit count changes at a threshold from TF32 rounding."""
+    from allelic.motifs import Motif, one_hot
+    from allelic.pwm import PwmBank, scan
 
     rng = np.random.default_rng(0)
     counts = rng.integers(0, 20, size=(4, 11)).astype(float) + 1

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from allelic import cli, config
-from allelic.datasets import reverse_complement as rc
+from allelic.motifs import reverse_complement as rc
 from allelic.pretrain import (HOLDOUT_BLOCK, LeakError, PretrainSpec, assert_no_overlap, corpus_windows, iter_corpus, mlm_accuracy,
                               pretrain)
 

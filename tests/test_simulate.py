@@ -4,7 +4,7 @@ import numpy as np
 import pysam
 import pytest
 
-from allelic import motifs, simulate
+from allelic import motifs, pwm, simulate
 
 
 def _digest(root):
@@ -53,7 +53,7 @@ def test_planted_motifs_found_by_scan(small_sim):
     for r in inst.itertuples():
         m = motifs.load_jaspar([r.motif_id])[0]
         lo, hi = r.start - 30, r.end + 30
-        sc = motifs.scan([fa.fetch(r.chrom, lo, hi)], m)[0]  # (windows, 2)
+        sc = pwm.scan([fa.fetch(r.chrom, lo, hi)], m)[0]  # (windows, 2)
         best = np.unravel_index(np.argmax(sc), sc.shape)
         found += (best[0] == 30) and (best[1] == (0 if r.strand == "+" else 1))
     # short motifs (TBP: 7 bp) can meet a stronger chance match nearby; the long ones must be found
@@ -61,7 +61,7 @@ def test_planted_motifs_found_by_scan(small_sim):
     ctcf = inst[inst["motif"] == "CTCF"]
     m = motifs.load_jaspar(["MA0139.1"])[0]
     for r in ctcf.itertuples():
-        sc = motifs.scan([fa.fetch(r.chrom, r.start - 30, r.end + 30)], m)[0]
+        sc = pwm.scan([fa.fetch(r.chrom, r.start - 30, r.end + 30)], m)[0]
         assert np.unravel_index(np.argmax(sc), sc.shape)[0] == 30
 
 

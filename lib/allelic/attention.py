@@ -394,7 +394,7 @@ class ScoreAtMask:
 
 
 def score_at_mask(scores, mask, *, n_permutations: int = 999, random_state: int = 0) -> ScoreAtMask:
-    """Do the masked bases (e.g. motif hits, :func:`allelic.motifs.occurrence`) get more attention than their
+    """Do the masked bases (e.g. motif hits, :func:`allelic.profiles.occurrence`) get more attention than their
     position alone explains?
 
     A model's attention depends strongly on position (centre pooling looks near the SNV, where motifs in AS windows

@@ -8,10 +8,10 @@ One call, :func:`explain`, chains the steps of the other modules on a table of l
 1. a per-base score of every window: attention (:func:`allelic.attention.attention_profiles`, by default the
    attention of the query tokens the classifier pools) or in-silico mutagenesis (:func:`allelic.attention.ism_scores`),
    and its mean along the window for AS and non-AS windows (:func:`allelic.attention.profile_by_label`);
-2. for each known motif asked for, where it occurs along the windows (:func:`allelic.motifs.occurrence`) and how
-   much more often in AS windows, position by position (:func:`allelic.motifs.enrichment_profile`);
+2. for each known motif asked for, where it occurs along the windows (:func:`allelic.profiles.occurrence`) and how
+   much more often in AS windows, position by position (:func:`allelic.profiles.enrichment_profile`);
 3. the correlation between the score's AS − non-AS difference and each motif's enrichment difference, with an exact
-   circular-shift p-value (:func:`allelic.motifs.profile_correlation`), and, within AS windows, the score on each
+   circular-shift p-value (:func:`allelic.profiles.profile_correlation`), and, within AS windows, the score on each
    motif's hits against the same positions without a hit (:func:`allelic.attention.score_at_mask`);
 4. de novo motifs from the high-score regions of AS windows, matched to JASPAR with TOMTOM
    (:func:`allelic.denovo.find_motifs`).
@@ -49,7 +49,7 @@ class Explanation:
     ``windows``: ``window_id``, ``label`` (one row per window, the order of ``scores``); ``scores``: float array
     (windows x bases) of the per-base score named by ``score``; ``by_label``: mean score per position of AS and
     non-AS windows (:func:`allelic.attention.profile_by_label`); ``enrichment``: long table, one row per motif x
-    position (columns ``motif``, ``matrix_id`` and those of :func:`allelic.motifs.enrichment_profile`);
+    position (columns ``motif``, ``matrix_id`` and those of :func:`allelic.profiles.enrichment_profile`);
     ``correlation``: one row per motif (:func:`correlate`);
     ``denovo``: :class:`allelic.denovo.DeNovoResult` or None; ``denovo_null``: the same search with shuffled labels
     (:func:`allelic.denovo.permutation_control`), or None."""
@@ -81,8 +81,8 @@ def held_out_windows(examples: pd.DataFrame, assay: str, *, split: str = "test",
 
 def motif_enrichment(sequences, labels, motifs, *, pvalue: float = 1e-4, return_hits: bool = False):
     """Per-position enrichment of each motif's hits in AS over non-AS windows, stacked (``motif`` = ``"ID name"``,
-    ``matrix_id``, then the columns of :func:`allelic.motifs.enrichment_profile`). Empty without motifs. With
-    ``return_hits`` also a dict ``matrix_id -> (windows, bases)`` bool hit mask (:func:`allelic.motifs.occurrence`)."""
+    ``matrix_id``, then the columns of :func:`allelic.profiles.enrichment_profile`). Empty without motifs. With
+    ``return_hits`` also a dict ``matrix_id -> (windows, bases)`` bool hit mask (:func:`allelic.profiles.occurrence`)."""
     seqs = list(sequences)
     parts, hits = [], {}
     for m in (resolve_motifs(motifs) if motifs else []):
@@ -105,7 +105,7 @@ _CORRELATION_COLUMNS = ["motif", "matrix_id", "r", "pvalue", "n_positions", "pea
 def correlate(by_label: pd.DataFrame, enrichment: pd.DataFrame, *, method: str = "pearson", scores=None,
               hits: dict | None = None, labels=None, n_permutations: int = 999, random_state: int = 0) -> pd.DataFrame:
     """One row per motif: the correlation of the score's AS − non-AS difference with the motif's enrichment
-    difference along the window (``r``, ``pvalue``: :func:`allelic.motifs.profile_correlation`, circular shifts) and
+    difference along the window (``r``, ``pvalue``: :func:`allelic.profiles.profile_correlation`, circular shifts) and
     where the motif is most enriched (``peak_position``, ``peak_difference``). With ``scores`` (windows x bases),
     ``hits`` (:func:`motif_enrichment` ``return_hits``) and ``labels``: within AS windows, the score on the motif's
     hit bases over that of the same positions in AS windows without a hit (``hit_ratio``, permutation ``hit_pvalue``,

@@ -9,27 +9,22 @@ Conventions used throughout this module
 * Sequences are coded as integers A, C, G, T, N = 0..4 (:func:`encode`, :data:`BASE_CODES`); ``N`` is an all-zero
   one-hot row (:func:`one_hot`).
 
-PWM scanning (window scores, :class:`PwmBank`, score thresholds and p-values) lives in :mod:`allelic.pwm`, the
-per-position motif profiles along windows in :mod:`allelic.profiles`. Both build on this module, and every public name
-of theirs that was defined here before stays importable from here (``from allelic.motifs import scan`` works): the
-names are re-exported lazily, on first access (module ``__getattr__``, PEP 562), because importing them at load time
-would be circular (``allelic.pwm`` imports :func:`encode` and :class:`Motif` from here).
+* :func:`resolve_motifs` turns what a user or a model names (ids, factor names, assays) into motifs, with the
+  pinned matrices of :data:`FACTOR_MOTIF_IDS` and the assay factors of :data:`ASSAY_MOTIFS`.
+
+PWM scanning (window scores, :class:`allelic.pwm.PwmBank`, score thresholds and p-values) lives in
+:mod:`allelic.pwm`, the per-position motif profiles along windows in :mod:`allelic.profiles`; both build on this
+module.
 """
 from __future__ import annotations
 
 import functools
-import importlib
 import re
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, Sequence, Union
+from typing import Iterable, Sequence, Union
 
 import numpy as np
-
-if TYPE_CHECKING:   # re-exported lazily by __getattr__ below (a load-time import would be circular)
-    from .profiles import ProfileCorrelation, enrichment_profile, occurrence, profile_correlation
-    from .pwm import PwmBank, max_score, scan, score_pvalue, score_threshold, snv_score_change
-    from .pwm import PwmLike, SeqsLike, exact_fp32  # noqa: F401  (public, though not in __all__)
 
 __all__ = [
     "ALPHABET",
@@ -40,16 +35,6 @@ __all__ = [
     "resolve_motifs",
     "ASSAY_MOTIFS",
     "FACTOR_MOTIF_IDS",
-    "scan",
-    "max_score",
-    "score_threshold",
-    "score_pvalue",
-    "snv_score_change",
-    "PwmBank",
-    "occurrence",
-    "enrichment_profile",
-    "ProfileCorrelation",
-    "profile_correlation",
 ]
 
 ALPHABET = "ACGT"
@@ -259,8 +244,8 @@ class Motif:
         """Log2-odds PWM, ``(4, w)`` in bits:
         ``log2(probabilities(pseudocount)[b, j] / background[b])``.
 
-        With ``pseudocount=0`` a zero count gives ``-inf``; :func:`scan` and
-        :func:`score_threshold` refuse such a matrix.
+        With ``pseudocount=0`` a zero count gives ``-inf``; :func:`allelic.pwm.scan` and
+        :func:`allelic.pwm.score_threshold` refuse such a matrix.
         """
         bg = _as_background(background)
         with np.errstate(divide="ignore"):
@@ -445,26 +430,3 @@ def resolve_motifs(spec) -> list[Motif]:
     if not out:
         raise ValueError("no motifs given")
     return out
-
-
-# --------------------------------------------------------------------------- re-exports
-#: public names re-exported lazily from the modules that now hold them (see the module docstring)
-_MOVED = {
-    **dict.fromkeys(("scan", "max_score", "score_threshold", "score_pvalue", "snv_score_change", "PwmBank",
-                     "exact_fp32", "PwmLike", "SeqsLike"), "pwm"),
-    **dict.fromkeys(("occurrence", "enrichment_profile", "ProfileCorrelation", "profile_correlation"), "profiles"),
-}
-
-
-def __getattr__(name: str):
-    """The names of :data:`_MOVED`, imported from their module on first access (then cached in this module)."""
-    home = _MOVED.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{home}", __package__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_MOVED))

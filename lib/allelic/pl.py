@@ -176,7 +176,7 @@ def attention_motif_profiles(by_label: pd.DataFrame, enrichment: pd.DataFrame | 
                              score_label: str = "attention", axes=None):
     """Paper figure 9C: the mean per-base score (``by_label``: :func:`allelic.attention.profile_by_label`) of AS
     and non-AS windows along the window (top), and the motif enrichment profiles (``enrichment``: long table with
-    ``motif``, ``position``, ``difference`` from :func:`allelic.motifs.enrichment_profile`, one line per motif) on a
+    ``motif``, ``position``, ``difference`` from :func:`allelic.profiles.enrichment_profile`, one line per motif) on a
     shared axis below. ``snv``: the SNV's position, marked in both panels."""
     import matplotlib.pyplot as plt
 

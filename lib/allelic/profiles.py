@@ -81,8 +81,8 @@ def occurrence(
     """Where a motif occurs along each window: ``(n, L)`` bool, True at every base covered by a hit.
 
     A hit is a motif-wide window whose score (either strand with ``both_strands``) reaches
-    :func:`score_threshold` at ``pvalue`` (exact, for the same ``background``); the ``w`` bases it spans are
-    marked. Windows are scanned in chunks (:func:`scan`'s engine), so memory is the ``(n, L)`` result plus
+    :func:`allelic.pwm.score_threshold` at ``pvalue`` (exact, for the same ``background``); the ``w`` bases it spans are
+    marked. Windows are scanned in chunks (:func:`allelic.pwm.scan`'s engine), so memory is the ``(n, L)`` result plus
     one chunk. This is the per-window input of :func:`enrichment_profile`.
     """
     bg = _as_background(background)

@@ -677,7 +677,7 @@ def planted_windows(motif, n: int = 2000, *, window: int = 200, frac_as: float =
 
 def _site_score(site: np.ndarray, pwm: np.ndarray, strand: str) -> float:
     """Log-odds score (bits) of a site (uint8 ASCII array of the motif's width) on the given strand
-    (:func:`allelic.motifs.scan`: ``-`` is the reverse-complement PWM over the same bases)."""
+    (:func:`allelic.pwm.scan`: ``-`` is the reverse-complement PWM over the same bases)."""
     return float(scan(site.tobytes().decode("ascii"), pwm)[0, 0, 0 if strand == "+" else 1])
 
 

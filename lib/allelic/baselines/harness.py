@@ -134,7 +134,7 @@ def evaluate_folds(models, folds, *, random_state=0, return_scores: bool = False
     """:func:`evaluate_models` on each fold, with a ``fold`` column (0, 1, ...) first in both tables.
 
     ``folds``: example tables or :class:`allelic.datasets.Examples` (their ``.table``), e.g.
-    ``datasets.chromosome_folds(ex, 5)``. A list of models is cloned afresh for every fold and assay (the given
+    ``splits.chromosome_folds(ex, 5)``. A list of models is cloned afresh for every fold and assay (the given
     objects stay unfitted); a callable is called per fold and assay. Feature rows are remembered across folds
     (same windows), so the JASPAR scans, k-mer and gapped k-mer counts are computed once per window."""
     mets, scs = [], []

@@ -22,7 +22,7 @@ def _motif_pwms(motifs, pseudocount):
 
 def _overlap_best(codes: np.ndarray, c: int, pwm: np.ndarray) -> np.ndarray:
     """Best log-odds (bits, both strands) over the windows of width ``w`` that contain offset ``c``: ``(n,)``,
-    scored by :func:`allelic.motifs.scan` on the ``2w - 1`` bases around ``c``.
+    scored by :func:`allelic.pwm.scan` on the ``2w - 1`` bases around ``c``.
 
     Windows reaching past the sequence ends are N-padded (N scores 0); a window that overlaps the SNV but does
     not fit inside the sequence therefore scores its in-sequence part only."""
@@ -37,7 +37,7 @@ def motif_snv_features(df: pd.DataFrame, motifs: Sequence[Motif], *, pvalue: flo
     * ``ref_score`` / ``alt_score``: the best PWM log-odds (bits, either strand) of a motif-wide window that
       contains the SNV, in the ref / alt window;
     * ``delta = alt_score - ref_score`` and ``abs_delta``;
-    * ``hit_ref`` / ``hit_alt`` / ``hit``: that score reaches :func:`allelic.motifs.score_threshold` at
+    * ``hit_ref`` / ``hit_alt`` / ``hit``: that score reaches :func:`allelic.pwm.score_threshold` at
       ``pvalue`` on the ref / alt / either allele (0/1).
     """
     ref, alt, c = check_examples(df)
@@ -66,7 +66,7 @@ class MotifLogistic(_LinearFeatureModel):
         an assay name (expanded with :data:`ASSAY_MOTIFS`), a JASPAR id, a :class:`~allelic.motifs.Motif`, or a
         sequence of those.
     pvalue
-        Hit threshold (:func:`~allelic.motifs.score_threshold`, uniform background).
+        Hit threshold (:func:`~allelic.pwm.score_threshold`, uniform background).
     C, Cs
         Fixed inverse L2 strength, or ``C=None`` (default) to choose among ``Cs`` on val / by CV.
 
@@ -94,11 +94,11 @@ class MotifLogistic(_LinearFeatureModel):
 class MotifScanner:
     """Vectorised scan of many motifs over fixed-length windows: the features of baseline (b).
 
-    The scores come from :class:`allelic.motifs.PwmBank` (one ``conv1d`` per motif width over the one-hot
+    The scores come from :class:`allelic.pwm.PwmBank` (one ``conv1d`` per motif width over the one-hot
     windows, both strands, float32 without TF32 so GPU and CPU features agree). The ref window is scanned whole; the
     alt window only where it differs (the ``w`` windows of each width that contain the SNV), since everything
     else is shared with the ref window. Throughput: ~1 ms per 200-bp window pair for all 879 motifs on one CPU
-    thread (17x the loop over :func:`allelic.motifs.scan`; ``benchmarks/bench_baselines.py``).
+    thread (17x the loop over :func:`allelic.pwm.scan`; ``benchmarks/bench_baselines.py``).
 
     Per motif (column names ``"<matrix_id>_<name>:<feature>"``):
 
