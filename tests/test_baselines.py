@@ -9,6 +9,8 @@ import pandas as pd
 import pytest
 
 from allelic import baselines as B
+from allelic.baselines.features import _STORE
+from allelic.baselines.kmer import _l2_rows
 from allelic.labels import LABELS
 from allelic.motifs import Motif, load_jaspar, reverse_complement
 from allelic.pwm import max_score, scan, score_threshold
@@ -238,8 +240,8 @@ def test_kmer_and_gkm_alt_features_equal_full_recount(toy):
     np.testing.assert_array_equal(X[:, X.shape[1] // 2:], full)
     g = B.GkmSVM(l=6, k=3, n_features=1 << 10, cache=False)
     Xr, Xa = g.features(sub)
-    np.testing.assert_allclose(Xa, B._l2_rows(B.gapped_kmer_counts(alt, 6, 3, n_features=1 << 10)), atol=1e-6)
-    np.testing.assert_allclose(Xr, B._l2_rows(B.gapped_kmer_counts(ref, 6, 3, n_features=1 << 10)), atol=1e-6)
+    np.testing.assert_allclose(Xa, _l2_rows(B.gapped_kmer_counts(alt, 6, 3, n_features=1 << 10)), atol=1e-6)
+    np.testing.assert_allclose(Xr, _l2_rows(B.gapped_kmer_counts(ref, 6, 3, n_features=1 << 10)), atol=1e-6)
 
 
 # ----------------------------------------------------------------------------- learning a planted signal
@@ -382,10 +384,10 @@ def test_feature_store_gathers_rows_across_blocks(toy, ctcf):
         if hasattr(got, "toarray"):
             got, want = got.toarray(), want.toarray()
         np.testing.assert_array_equal(got, want)
-        entry = B._STORE.specs[spec if spec else m._scanner().key()]
+        entry = _STORE.specs[spec if spec else m._scanner().key()]
         assert len(entry["index"]) == 120 and len(entry["blocks"]) == 2
     B.clear_feature_cache()
-    assert B._STORE.nbytes() == 0
+    assert _STORE.nbytes() == 0
 
 
 def test_evaluate_folds(toy):

@@ -64,7 +64,10 @@ def test_two_processes_follow_the_one_process_trajectory_and_resume_in_one(task,
     assert one["step"].tolist() == two["step"].tolist() == list(range(1, 9))
     np.testing.assert_allclose(two["loss"], one["loss"], rtol=1e-5)  # measured: 1.2e-7
     if task == "finetune":  # the validation every 2 steps, computed in each process
-        np.testing.assert_allclose(two["val_auprc"].dropna(), one["val_auprc"].dropna(), atol=1e-6)
+        # AUROC/AUPRC are step functions of the scores' order: a 1e-7 change of the weights (the two processes'
+        # gradients summed in another order) can swap two near-tied windows (measured once: AUPRC 0.6311 vs 0.6295)
+        for m in ("val_auroc", "val_auprc"):
+            np.testing.assert_allclose(two[m].dropna(), one[m].dropna(), atol=0.01, err_msg=m)
     for name, a in w1.items():
         np.testing.assert_allclose(w2[name].numpy(), a.numpy(), atol=1e-5, err_msg=name)  # measured: 3e-7
     assert not all(torch.equal(a, b) for a, b in zip(w1.values(), w2.values()))  # two real runs, not one file

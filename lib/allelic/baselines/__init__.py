@@ -59,19 +59,14 @@ Every name is importable from ``allelic.baselines`` itself.
 """
 from __future__ import annotations
 
+from ..motifs import ASSAY_MOTIFS, FACTOR_MOTIF_IDS, resolve_motifs
 from .base import DEFAULT_CS, Baseline, thread_limit
 from .cnn import CNN
 from .features import FEATURE_CACHE_BYTES, ExampleCodes, check_examples, clear_feature_cache
 from .harness import METRIC_COLUMNS, all_baselines, evaluate_folds, evaluate_models
 from .kmer import GkmSVM, KmerLogistic, gapped_kmer_counts, gapped_patterns, kmer_counts, kmer_names
-from ..motifs import ASSAY_MOTIFS, FACTOR_MOTIF_IDS, resolve_motifs
 from .motif import MotifGBT, MotifLogistic, MotifScanLogistic, MotifScanner, motif_snv_features
 from .transformer import FinetunedTransformer
-
-# private names the tests read, kept importable here: ``_STORE`` (the one feature store, owned by .features) and
-# ``_l2_rows``
-from .features import _STORE  # noqa: F401
-from .kmer import _l2_rows  # noqa: F401
 
 __all__ = [
     "ASSAY_MOTIFS",
