@@ -107,11 +107,11 @@ class PublishedCheck:
 def against_published(examples: pd.DataFrame, checkpoint, candidates: list[dict], *, train_config=None,
                       assay: str = "CTCF", anchors: pd.DataFrame | None = None, n_boot: int = 200, random_state=0,
                       save_dir=None, out_dir=None, data_name: str = "entex") -> PublishedCheck:
-    """Fine-tune ``candidates`` on split ``examples`` (chosen on validation, :func:`allelic.language_model.select_and_fit`),
-    fit the JASPAR-scan GBT baseline (:class:`allelic.baselines.MotifGBT`) on the same training rows, score both on
-    the test rows, and set them beside the published results for ``assay`` (``anchors``: default
-    :func:`allelic.config.published_anchors`). ``n_boot`` bootstrap resamples give the AUROC intervals. ``examples``
-    hold one assay, ``assay``."""
+    """Fine-tune ``candidates`` on split ``examples`` (chosen on validation,
+    :func:`allelic.language_model.select_and_fit`), fit the JASPAR-scan GBT baseline
+    (:class:`allelic.baselines.MotifGBT`) on the same training rows, score both on the test rows, and set them beside
+    the published results for ``assay`` (``anchors``: default :func:`allelic.config.published_anchors`). ``n_boot``
+    bootstrap resamples give the AUROC intervals. ``examples`` hold one assay, ``assay``."""
     found = sorted(set(examples["assay"]))
     if found != [assay]:
         raise ValueError(f"against_published compares one assay ({assay}); the examples hold {found}")
@@ -136,10 +136,10 @@ def transformer_vs_baselines(folds, checkpoint: Path | str | Callable, *, select
     ``nucleotide_conv``) (default: reference head, CLS pooling, ``train_config``'s learning rate). ``n_jobs``:
     processes (joblib; -1: one per core), each taking one assay x seed through every fold, so the sequence features
     of an assay's windows are computed once per process; every fit is seeded on its own and runs on one thread
-    (:func:`fold_task`), so the results do not depend on ``n_jobs``. ``metrics`` has the columns of :func:`allelic.baselines.evaluate_models`
-    plus ``fold`` and ``seed``; ``scores`` one row per test example, model, fold and seed. ``cache_dir``: each
-    fold task's results are kept there (:func:`fold_task`), where the workflow's ``finetune`` and ``baselines``
-    rules put them, and read back instead of refitted."""
+    (:func:`fold_task`), so the results do not depend on ``n_jobs``. ``metrics`` has the columns of
+    :func:`allelic.baselines.evaluate_models` plus ``fold`` and ``seed``; ``scores`` one row per test example, model,
+    fold and seed. ``cache_dir``: each fold task's results are kept there (:func:`fold_task`), where the workflow's
+    ``finetune`` and ``baselines`` rules put them, and read back instead of refitted."""
     from .train import TrainConfig
 
     cfg = train_config or TrainConfig()
