@@ -69,3 +69,19 @@ def test_package_index_names_every_module(root, modules):
 
 def _layer(mod):
     return list(LAYERS)[RANK[mod]]
+
+
+def test_only_the_model_modules_load_torch_on_import(modules):
+    """torch and transformers take seconds to import: the modules that need them at import time are the model
+    definitions alone (everything else imports them inside the functions that run a model), so the command line, the
+    statistics and the plots start fast (the main reason for function-level imports in the library)."""
+    import subprocess
+    import sys
+
+    heavy = {"dnabert2", "checkpoints", "model_size", "models"}
+    light = sorted(set(modules) - heavy)
+    code = ("import sys\n" + "".join(f"import allelic.{m}\n" for m in light)
+            + "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip() == "[]"

@@ -270,7 +270,7 @@ def test_same_key_is_reused_without_training(tiny_run, monkeypatch, tmp_path):
     def no_training(*a, **k):
         raise AssertionError("pretrain_mlm called for a cached checkpoint")
 
-    monkeypatch.setattr(allelic.train, "pretrain_mlm", no_training)
+    monkeypatch.setattr(allelic.pretrain, "pretrain_mlm", no_training)
     hit = pretrain(seqs, spec=spec, out_dir=res.checkpoint)
     assert hit.checkpoint == res.checkpoint and hit.card == res.card and hit.windows is None
     assert (res.checkpoint / "model_card.json").stat().st_mtime_ns == mtime

@@ -27,8 +27,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .distributed import resolve_device
 from .profiles import check_binary_labels
 from .progress import bar as progress_bar
+from .tokenize import token_spans, validate_sequences
+from .train import _batch, model_inputs, score_inputs
 
 __all__ = ["AttentionProfiles", "REDUCTIONS", "ScoreAtMask", "attention_profiles", "ism_scores", "profile_by_label",
            "score_at_mask", "token_to_nucleotide"]
@@ -115,8 +118,6 @@ def token_to_nucleotide(scores, spans_start, spans_end, length: int):
 # ---------------------------------------------------------------------------------------------------------------------
 def _check_sequences(sequences, alt_sequences):
     """Upper-cased windows (ValueError naming the index of a bad one; for ``alt_sequences`` it says so)."""
-    from .tokenize import validate_sequences
-
     seqs = validate_sequences(sequences)
     alt = None
     if alt_sequences is not None:
@@ -245,10 +246,6 @@ def attention_profiles(model, tokenizer, sequences, *, layers=None, heads=None, 
     ``transformers`` models: load them with ``attn_implementation="eager"``)."""
     import torch
 
-    from .tokenize import token_spans
-    from .distributed import resolve_device
-    from .train import _batch, model_inputs
-
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
     if int(batch_size) < 1:
@@ -304,9 +301,6 @@ def ism_scores(model, tokenizer, sequences, *, positions=None, batch_size: int =
     (outside ``positions``, or past the end of a shorter window). No sequences: an empty (0, 0) array. Raises
     ValueError naming the index of a window with a character other than A, C, G, T, N, or for a position outside
     ``[0, length)``."""
-    from .distributed import resolve_device
-    from .train import model_inputs, score_inputs
-
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     batch_size = int(batch_size)

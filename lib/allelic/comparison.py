@@ -31,6 +31,7 @@ from .evaluate import score_table
 from .labels import LABELS
 from .language_model import Selection, conv_widths, fold_checkpoints, published_comparison, select_and_fit
 from .splits import chromosome_folds
+from .train import TrainConfig
 
 #: the two kinds of fold task: every baseline of an assay, or the fine-tuned transformer
 KINDS = ("baselines", "transformer")
@@ -140,8 +141,6 @@ def transformer_vs_baselines(folds, checkpoint: Path | str | Callable, *, select
     :func:`allelic.baselines.evaluate_models` plus ``fold`` and ``seed``; ``scores`` one row per test example, model,
     fold and seed. ``cache_dir``: each fold task's results are kept there (:func:`fold_task`), where the workflow's
     ``finetune`` and ``baselines`` rules put them, and read back instead of refitted."""
-    from .train import TrainConfig
-
     cfg = train_config or TrainConfig()
     selection = selection or {}
     tables = [getattr(fold, "table", fold) for fold in folds]
@@ -218,8 +217,6 @@ def fold_task(rows: pd.DataFrame, checkpoint, *, kind: str, candidate: dict | No
     ``<prefix>.scores.tsv.gz`` when their key -- the rows' content, the kind, the seed, and the checkpoint,
     candidate and fine-tuning settings (transformer) or ``quick`` (baselines) -- matches, else computed and
     written there."""
-    from .train import TrainConfig
-
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     cand = candidate or {}

@@ -28,7 +28,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .fdr import bh_fdr
 from .ledger import Ledger
+from .nullfit import fit_dosage_null
+from .pvalues import _rho_to_ab, dosage_test, null_ratios
 
 __all__ = ["BADS", "null_ratios", "component_loglik", "site_loglik", "snv_loglik", "Segmentation", "segment",
            "RHO_GRID", "read_bad_map", "assign", "DosageResult", "test_imbalance_with_dosage", "combine_samples"]
@@ -37,25 +40,11 @@ __all__ = ["BADS", "null_ratios", "component_loglik", "site_loglik", "snv_loglik
 BADS = (1.0, 4 / 3, 3 / 2, 2.0, 5 / 2, 3.0, 4.0, 5.0, 6.0)
 
 
-def null_ratios(bad, null_ratio=0.5) -> tuple[np.ndarray, np.ndarray]:
-    """``(1 / (b + 1), b / (b + 1))``: the two reference-allele ratios a site without allele-specific activity can
-    have under BAD ``b`` (``b >= 1``; BAD 1 gives 0.5 twice). With a reference mapping bias (``null_ratio`` ``p0``,
-    the ratio at BAD 1; odds ``w = p0 / (1 - p0)``) the reference odds are ``w / b`` and ``w b``:
-    ``(w / (w + b), w b / (w b + 1))``. Raises ValueError for a BAD below 1 or not finite."""
-    b = np.asarray(bad, dtype=float)
-    if not np.all(np.isfinite(b)) or np.any(b < 1):
-        raise ValueError(f"BAD must be a finite number >= 1 (got {b[~np.isfinite(b) | (b < 1)][:3].tolist()})")
-    w = np.asarray(null_ratio, dtype=float) / (1 - np.asarray(null_ratio, dtype=float))
-    return w / (w + b), w * b / (w * b + 1.0)
-
-
 def _logpmf(k, n, p, rho, min_count: int = 0):
     """log pmf of a binomial (``rho = 0``) or beta-binomial at mean ``p``; with ``min_count`` > 0, conditional on
     both alleles having at least ``min_count`` reads (``min_count <= k <= n - min_count``), as in tables that keep
     only such sites."""
     from scipy.stats import betabinom, binom
-
-    from .pvalues import _rho_to_ab
 
     def dist(nn, pp):
         return binom(nn, pp) if rho <= 0 else betabinom(nn, *_rho_to_ab(pp, rho))
@@ -328,8 +317,6 @@ def assign(sites: pd.DataFrame, bad_map: pd.DataFrame, *, ledger: Ledger | None 
 
 def _fit_class(g: pd.DataFrame, bad: float, null_ratio):
     """:func:`allelic.stats.fit_dosage_null` of the rows of one sample and BAD class."""
-    from .stats import fit_dosage_null
-
     return fit_dosage_null(g["ref_count"], g["total"], bad, null_ratio=null_ratio)
 
 
@@ -374,8 +361,6 @@ def test_imbalance_with_dosage(table: pd.DataFrame, *, bad_map: pd.DataFrame | N
     4. :func:`allelic.stats.dosage_test` p-values; Benjamini-Hochberg over the table; calls at ``fdr``.
 
     The result's rows keep the input order, re-indexed from 0."""
-    from .stats import bh_fdr, dosage_test
-
     need = ["chrom", "pos", "ref_count", "alt_count", *group_cols] + ([] if bad_map is not None else list(segment_by))
     need += ["hap1_count", "hap2_count"] if phased and bad_map is None else []
     missing = [c for c in dict.fromkeys(need) if c not in table.columns]
@@ -449,8 +434,6 @@ def combine_samples(result: DosageResult, *, by=("chrom", "pos"), fdr: float = 0
     donor or cell line when the table holds several). Returns one row per SNV: ``by``, ``n_samples``, ``bad``,
     ``ref_count``, ``total``, ``p_ref``, ``p_alt``, ``pvalue``, ``qvalue``, ``as_snv``, ``preferred_allele``.
     Raises ValueError when a SNV's samples disagree on its BAD."""
-    from .stats import bh_fdr
-
     t = result.table.sort_values(list(by), kind="stable")
     keys = t[list(by)].astype(str).agg("\t".join, axis=1).to_numpy() if len(by) > 1 else t[by[0]].astype(str).to_numpy()
     first = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])

@@ -24,6 +24,9 @@ import numpy as np
 import pandas as pd
 
 from . import distributed
+from .language_model import save_finetuned
+from .tokenize import load_tokenizer
+from .train import finetune, seed_everything, TrainConfig
 
 __all__ = ["read_windows", "validation_split", "finetune_windows", "main"]
 
@@ -148,10 +151,7 @@ def finetune_windows(base, train: pd.DataFrame, valid: pd.DataFrame | None = Non
     the tokens within ``centre_flank`` bp of the window centre, a ``nucleotide_conv``-bp convolution over the bases
     (0: the published architecture), learning rate 5e-4. ``valid``: a separate table, else
     :func:`validation_split` of ``train``. Returns ``out_dir``."""
-    from .language_model import save_finetuned
     from .models import is_dnabert2_checkpoint, load_model
-    from .tokenize import load_tokenizer
-    from .train import TrainConfig, finetune, seed_everything
 
     if head == "siamese" and "alt_sequence" not in train.columns:
         raise ValueError("the siamese head reads both alleles: give alt_sequence, or alt_allele and snv_offset")

@@ -24,7 +24,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .evaluate import binary_metrics
 from .pretrain import MODEL_CARD, PretrainSpec, pretrain
+from .tokenize import centre_mask, encode, load_tokenizer, token_spans
+from .train import finetune, predict, seed_everything, TrainConfig
 
 
 def training_windows(examples: pd.DataFrame, *, seq_col: str = "seq_ref") -> list[str]:
@@ -84,10 +87,7 @@ def fit_assays(examples: pd.DataFrame, checkpoint, *, train_config=None, assays=
     width over the bases to the token embeddings (:class:`allelic.models.DNABert2Config` ``nucleotide_conv_width``). Each assay's training run writes its
     ``checkpoint.pt`` and ``metrics.json`` under ``out_dir/<assay>/``. :func:`select_and_fit` keeps the chosen models
     as checkpoint directories (:func:`save_finetuned`)."""
-    from .evaluate import binary_metrics
     from .models import load_model
-    from .tokenize import load_tokenizer
-    from .train import TrainConfig, finetune, predict, seed_everything
 
     cfg = train_config or TrainConfig()
     tok = load_tokenizer(checkpoint)
@@ -174,9 +174,6 @@ def select_and_fit(examples: pd.DataFrame, checkpoint, candidates: list[dict], *
     (the candidate with the best mean ``metric`` over them wins) and the other assays are fitted once with the
     winner, which saves the grid's cost where CPU time is short. Only the kept model of each assay is saved
     (``save_dir/<data_name>_<assay>/``)."""
-    from .tokenize import load_tokenizer
-    from .train import TrainConfig
-
     cfg = train_config or TrainConfig()
     assays = list(assays or sorted(examples["assay"].unique()))
     searched = [a for a in assays if select_on is None or a in select_on]
@@ -392,7 +389,6 @@ def figure_9a_spec(model, tokenizer, sequence: str, alt_sequence: str, *, score:
     pretrained on (from the pretraining ``card``, :func:`describe_checkpoint`) and the model's probability that the
     SNV is allele-specific (``score``). A plain dict, saved as JSON by chapter 04."""
     from .models import model_summary
-    from .tokenize import centre_mask, encode, token_spans
 
     if len(sequence) != len(alt_sequence):
         raise ValueError(f"reference window has {len(sequence)} bases, alternative {len(alt_sequence)}")

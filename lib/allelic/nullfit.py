@@ -13,7 +13,8 @@ import numpy as np
 from scipy import optimize, special
 from scipy.stats import binom as _binom
 
-from .pvalues import _betabinom_logpmf_matrix, _check_counts, _check_param, _rho_to_ab, _rising_log, _unique_rows
+from .pvalues import (_betabinom_logpmf_matrix, _check_counts, _check_param, _rho_to_ab, _rising_log, _unique_rows,
+                      null_ratios)
 
 # --------------------------------------------------------------------------- over-dispersion
 
@@ -375,7 +376,7 @@ def fit_dosage_null(k, n, bad, *, null_ratio="fit", alpha=0.05, max_rho=0.5, max
     ``bad``, fitted on the sites that look null: :func:`fit_null_trimmed` for the dosage null.
 
     The null of a site is the even mixture of :func:`dosage_test` (beta-binomials at
-    :func:`allelic.dosage.null_ratios`, the phase unknown). The fit is an iterated truncated maximum likelihood: given the current parameters,
+    :func:`allelic.pvalues.null_ratios`, the phase unknown). The fit is an iterated truncated maximum likelihood: given the current parameters,
     each site's acceptance region is the set of counts whose :func:`dosage_test` p-value is ``>= alpha``; sites
     outside it are set aside, and the parameters maximise the likelihood of the others conditional on their
     acceptance region (trimming the null's own tails does not bias ``rho`` down); repeat until they move less than
@@ -385,7 +386,6 @@ def fit_dosage_null(k, n, bad, *, null_ratio="fit", alpha=0.05, max_rho=0.5, max
     k, n = k.ravel(), n.ravel()
     if not (0 < alpha < 0.5):
         raise ValueError(f"fit_dosage_null: alpha must lie in (0, 0.5), got {alpha}")
-    from .dosage import null_ratios
 
     nu, inv = np.unique(n, return_inverse=True)
     inv = inv.ravel()

@@ -25,6 +25,8 @@ import numpy as np
 import pandas as pd
 
 from .ledger import Ledger
+from .tokenize import load_tokenizer
+from .train import predict
 from .variants import read_het_snvs
 from .windows import cut_windows
 
@@ -108,8 +110,6 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     try:
         from .models import is_pair_model
-        from .tokenize import load_tokenizer
-        from .train import predict
 
         model_dir = Path(a.model)
         window = _window_length(model_dir, a.window)

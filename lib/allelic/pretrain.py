@@ -49,6 +49,9 @@ from .corpus import (  # the corpus's public names, re-exported: ``from allelic.
     corpus_windows,
     iter_corpus,
 )
+from .distributed import resolve_device
+from .tokenize import encode, load_tokenizer, train_bpe_tokenizer
+from .train import _batch_order, mask_tokens, pretrain_mlm, seed_everything, TrainConfig
 
 MODEL_CARD = "model_card.json"
 HISTORY = "history.tsv"
@@ -68,9 +71,6 @@ def _heldout_masks(tokenizer, sequences, mlm_probability: float, random_state: i
     ``random_state`` (BERT 80/10/10, :func:`allelic.train.mask_tokens`)."""
     import torch
 
-    from .tokenize import encode
-    from .train import mask_tokens
-
     enc = encode(tokenizer, list(sequences))
     g = torch.Generator().manual_seed(int(random_state))
     masked, labels = mask_tokens(enc["input_ids"], enc["attention_mask"], tokenizer, mlm_probability=mlm_probability,
@@ -88,8 +88,6 @@ def mlm_accuracy(model, tokenizer, sequences, *, mlm_probability: float = 0.15, 
     "n_masked": number of chosen tokens}``; NaN accuracy and loss when nothing is chosen. Float32, no autocast."""
     import torch
     import torch.nn.functional as F
-
-    from .distributed import resolve_device
 
     masked, mask, labels = _heldout_masks(tokenizer, sequences, mlm_probability, random_state)
     dev = resolve_device(device)
@@ -113,8 +111,6 @@ def mlm_accuracy(model, tokenizer, sequences, *, mlm_probability: float = 0.15, 
 
 def _token_stats(tokenizer, sequences, chunk: int = 50_000):
     """Real tokens per sequence (int64 (n,), [CLS]/[SEP] included) and the count of each token id (int64 (vocab,))."""
-    from .tokenize import encode
-
     lengths, counts = [], np.zeros(len(tokenizer), np.int64)
     for s in range(0, len(sequences), chunk):
         enc = encode(tokenizer, sequences[s:s + chunk])
@@ -139,8 +135,6 @@ def _tokens_seen(lengths: np.ndarray, batch_size: int, grad_accum: int, random_s
     """Real tokens fed to the model in the first ``steps`` optimiser steps of :func:`allelic.train.pretrain_mlm`,
     replaying its batch order (``allelic.train._batch_order``) and its step rule (a step after every ``grad_accum``
     micro-batches and at the end of an epoch)."""
-    from .train import _batch_order
-
     n = len(lengths)
     micro = max(1, math.ceil(n / batch_size))
     per_epoch = math.ceil(micro / grad_accum)
@@ -289,7 +283,6 @@ def _start(tmp: Path, key: str, resume: bool) -> bool:
 
 
 def _tokenizer(spec: PretrainSpec, tok_dir: Path | None, train: list[str], tmp: Path):
-    from .tokenize import load_tokenizer, train_bpe_tokenizer
 
     if tok_dir is not None:
         return load_tokenizer(tok_dir)
@@ -300,7 +293,6 @@ def _tokenizer(spec: PretrainSpec, tok_dir: Path | None, train: list[str], tmp: 
 
 def _model(spec: PretrainSpec, tok):
     from .dnabert2 import DNABert2Config, DNABert2ForMaskedLM
-    from .train import seed_everything
 
     seed_everything(spec.random_state)
     cfg = DNABert2Config(vocab_size=len(tok), hidden_size=spec.hidden_size, num_hidden_layers=spec.num_hidden_layers,
@@ -329,8 +321,6 @@ def pretrain(corpus, *, spec: PretrainSpec | None = None, out_dir=None, exclude=
     exactly, and starts afresh when there is none. The card (``model_card.json``) records the corpus, windows,
     tokens seen, the loss curve, held-out masked-token accuracy and loss next to a most-frequent-token baseline,
     the ledger summary and ``excluded`` (windows removed by the leak check)."""
-    from .train import TrainConfig, pretrain_mlm
-
     t0 = time.perf_counter()
     distributed.setup()
     spec = spec or PretrainSpec()
@@ -373,7 +363,6 @@ def pretrain(corpus, *, spec: PretrainSpec | None = None, out_dir=None, exclude=
 
 
 def _card(spec, key, tok, tok_dir, model, res, cw: CorpusWindows, device, resumed: bool) -> dict:
-    from .distributed import resolve_device
     from .model_size import model_summary
 
     lengths, counts = _token_stats(tok, cw.train)

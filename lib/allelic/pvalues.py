@@ -413,6 +413,18 @@ def _component_tails(k: np.ndarray, n: np.ndarray, p: np.ndarray, rho: np.ndarra
     return np.clip(ge, 0.0, 1.0), np.clip(le, 0.0, 1.0)
 
 
+def null_ratios(bad, null_ratio=0.5) -> tuple[np.ndarray, np.ndarray]:
+    """``(1 / (b + 1), b / (b + 1))``: the two reference-allele ratios a site without allele-specific activity can
+    have under BAD ``b`` (``b >= 1``; BAD 1 gives 0.5 twice). With a reference mapping bias (``null_ratio`` ``p0``,
+    the ratio at BAD 1; odds ``w = p0 / (1 - p0)``) the reference odds are ``w / b`` and ``w b``:
+    ``(w / (w + b), w b / (w b + 1))``. Raises ValueError for a BAD below 1 or not finite."""
+    b = np.asarray(bad, dtype=float)
+    if not np.all(np.isfinite(b)) or np.any(b < 1):
+        raise ValueError(f"BAD must be a finite number >= 1 (got {b[~np.isfinite(b) | (b < 1)][:3].tolist()})")
+    w = np.asarray(null_ratio, dtype=float) / (1 - np.asarray(null_ratio, dtype=float))
+    return w / (w + b), w * b / (w * b + 1.0)
+
+
 def dosage_test(k, n, bad=1.0, rho=0.0, more=0.5, null_ratio=0.5) -> pd.DataFrame:
     """Allelic imbalance beyond background allelic dosage (BAD): under BAD ``b`` a site without allele-specific
     activity has reference ratio ``b / (b + 1)`` when the reference allele is on the haplotype with more copies and
@@ -421,14 +433,12 @@ def dosage_test(k, n, bad=1.0, rho=0.0, more=0.5, null_ratio=0.5) -> pd.DataFram
     even mixture MIXALIME uses); with phased haplotypes and a segment whose extra copies are known to be on one
     haplotype, ``more`` is the probability of that (:func:`allelic.dosage.segment`, ``p_hap1_more``) and the test
     sharpens to one component. BAD 1 is the usual test at ``null_ratio`` (0.5, or the reference mapping bias
-    :func:`fit_dosage_null` estimates; :func:`allelic.dosage.null_ratios`).
+    :func:`fit_dosage_null` estimates; :func:`null_ratios`).
 
     Returns a DataFrame (one row per site): ``p_ref`` = ``P(X >= k)`` (more reference reads than dosage explains),
     ``p_alt`` = ``P(X <= k)``, ``pvalue`` = ``min(1, 2 min(p_ref, p_alt))`` (two-sided) and ``preferred``
     (``"ref"`` or ``"alt"``, the side of the smaller one-sided p). ``k``, ``n``, ``bad``, ``rho``, ``more``,
     ``null_ratio`` broadcast."""
-    from .dosage import null_ratios
-
     k, n = _check_counts(k, n)
     bad = np.asarray(bad, dtype=float)
     rho = np.asarray(_check_param(rho, "rho", 0.0, 1.0, hi_open=True), dtype=float)

@@ -33,7 +33,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .baselines import motif_snv_features
+from .evaluate import auroc_difference
+from .fdr import bh_fdr
 from .ledger import Ledger
+from .motifs import resolve_motifs
 
 __all__ = ["COUNT_LAYERS", "to_anndata", "snv_features", "pairs", "informative_signals", "NestedModels", "lrt",
            "nested_logit", "per_tissue", "null_calibration", "discordant_pairs", "sample_profiles", "embed",
@@ -177,8 +181,6 @@ def snv_features(examples: pd.DataFrame, *, assay: str, fold_scores: pd.DataFram
                              f"(first: {out.loc[lost, 'example_id'].iloc[0]}); were they scored by chapter 05?")
         out = out.merge(wide, left_on="example_id", right_index=True, how="left")
     if motif_change:
-        from .baselines import motif_snv_features, resolve_motifs
-
         f = motif_snv_features(ex, resolve_motifs(assay))
         out["motif_abs_delta"] = f.filter(like=":abs_delta").max(axis=1).to_numpy()
     return out.drop(columns="example_id").reset_index(drop=True)
@@ -396,8 +398,6 @@ def per_tissue(data: pd.DataFrame, *, signals, score: str, groups: str | None = 
     ``groups``), and ``qvalue``: Benjamini-Hochberg over the tested tissues (of ``pvalue_cluster`` when there are
     groups, else of ``pvalue``). Tissues with fewer than ``min_pairs`` pairs or ``min_as`` AS pairs, or where a
     signal is constant, are listed with ``skipped`` saying why and no test."""
-    from .stats import bh_fdr as bh
-
     rows = []
     for tissue, d in data.groupby("tissue", sort=True):
         row = {"tissue": tissue, "n_pairs": len(d), "n_as": int(d["as_call"].sum()), "skipped": ""}
@@ -417,7 +417,7 @@ def per_tissue(data: pd.DataFrame, *, signals, score: str, groups: str | None = 
                                               "pvalue", "pvalue_cluster", "qvalue", "skipped"])
     p = out["pvalue_cluster"] if groups else out["pvalue"]
     ok = p.notna()
-    out.loc[ok, "qvalue"] = bh(p[ok].to_numpy())
+    out.loc[ok, "qvalue"] = bh_fdr(p[ok].to_numpy())
     return out
 
 
@@ -593,8 +593,6 @@ def compare_scores(data: pd.DataFrame, *, signals, scores, test_chroms=None, hel
     interval and p-value (:func:`allelic.evaluate.auroc_difference`), the odds ratio per sd of the score (95 %
     interval), and the likelihood-ratio and cluster-robust p-values of the score on the training rows. Every score
     is fitted on the same rows (those where no score is missing). Rows are sorted by the gain."""
-    from .evaluate import auroc_difference
-
     data = data.dropna(subset=list(scores))     # every score on the same rows, so the gains compare
     rows = []
     for k, score in enumerate(scores):

@@ -33,6 +33,7 @@ from . import distributed
 from .distributed import resolve_device
 from .evaluate import binary_metrics
 from .progress import bar as progress_bar
+from .tokenize import centre_mask, encode, nucleotide_ids, token_spans
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -86,8 +87,6 @@ def tokenize_all(tokenizer, sequences, *, max_length: int | None = None):
     longest (or ``max_length``, truncating longer encodings). The one encoder of the project,
     :func:`allelic.tokenize.encode`, does the work, so a k-mer tokenizer gets overlapping k-mers and a BPE tokenizer
     the raw window. Raises ValueError naming the first sequence with a character other than A, C, G, T, N."""
-    from .tokenize import encode
-
     enc = encode(tokenizer, list(sequences), max_length=max_length, truncation=max_length is not None)
     return enc["input_ids"], enc["attention_mask"]
 
@@ -299,7 +298,6 @@ def model_inputs(model, tokenizer, sequences, alt_sequences=None, *, max_length:
     import torch
 
     from .models import is_pair_model
-    from .tokenize import centre_mask, nucleotide_ids, token_spans
 
     cfg = getattr(model, "config", None)
     centre = getattr(cfg, "classifier_pooling", "cls") == "centre"

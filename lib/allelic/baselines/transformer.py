@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable
 
+from .. import train as tr
+from ..tokenize import load_tokenizer
 from .base import Baseline
 
 
@@ -36,7 +38,6 @@ class FinetunedTransformer(Baseline):
         classifier_head=head, classifier_pooling=pooling, classifier_centre_flank=centre_flank,
         nucleotide_conv_width=nucleotide_conv)``."""
         from ..models import load_model
-        from ..tokenize import load_tokenizer
 
         def factory():
             return load_model(checkpoint, task="classification", num_labels=2, classifier_head=head,
@@ -51,8 +52,6 @@ class FinetunedTransformer(Baseline):
         return new
 
     def fit(self, train, val=None):
-        from .. import train as tr
-
         cfg = dataclasses.replace(self.config or tr.TrainConfig(), random_state=self.random_state,
                                   device=self.device)
         tr.seed_everything(self.random_state)
@@ -62,7 +61,6 @@ class FinetunedTransformer(Baseline):
         return self
 
     def predict(self, df):
-        from .. import train as tr
         from ..models import is_pair_model
 
         alt = df[self.alt_col] if is_pair_model(self.model_) else None
