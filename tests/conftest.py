@@ -30,6 +30,17 @@ def root() -> Path:
 
 
 @pytest.fixture(scope="session")
+def ctcf():
+    """JASPAR's MA0139.1 (CTCF), the classic 19-bp matrix the simulator plants."""
+    return load_jaspar(["MA0139.1"])[0]
+
+
+def random_dna(rng, n: int, length: int) -> list[str]:
+    """``n`` uniform random ACGT strings of ``length`` bases from ``rng``."""
+    return ["".join("ACGT"[i] for i in row) for row in rng.integers(0, 4, size=(n, length))]
+
+
+@pytest.fixture(scope="session")
 def entex_dir() -> Path:
     return _real("ALLELIC_ENTEX_DIR", "shared/data/entex_ctcf", "real EN-TEx data")
 

@@ -6,22 +6,11 @@ import math
 import numpy as np
 import pytest
 
-from allelic.motifs import ALPHABET, Motif, load_jaspar, one_hot, resolve_motifs, reverse_complement
+from allelic.motifs import Motif, load_jaspar, one_hot, resolve_motifs, reverse_complement
 
 CTCF_ID = "MA0139.1"
 # consensus of MA0139.1 as printed by Biopython / the JASPAR web site
 CTCF_CONSENSUS = "TGGCCACCAGGGGGCGCTA"
-
-
-@pytest.fixture(scope="module")
-def ctcf() -> Motif:
-    return load_jaspar([CTCF_ID])[0]
-
-
-def _random_dna(rng, n, L):
-    idx = rng.integers(0, 4, size=(n, L))
-    return ["".join(ALPHABET[i] for i in row) for row in idx]
-
 
 
 # ---------------------------------------------------------------- one_hot / reverse_complement

@@ -8,28 +8,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from allelic.motifs import ALPHABET, Motif, load_jaspar, reverse_complement
+from allelic.motifs import reverse_complement
 from allelic.profiles import check_binary_labels, enrichment_profile, occurrence, profile_correlation
 from allelic.pwm import scan, score_threshold
 
-CTCF_ID = "MA0139.1"
+from conftest import random_dna
 
-
-@pytest.fixture(scope="module")
-def ctcf() -> Motif:
-    return load_jaspar([CTCF_ID])[0]
-
-
-def _random_dna(rng, n, L):
-    idx = rng.integers(0, 4, size=(n, L))
-    return ["".join(ALPHABET[i] for i in row) for row in idx]
 
 
 # ---------------------------------------------------------------- profiles along windows
 def test_occurrence_marks_every_base_of_every_hit(ctcf):
 
     rng = np.random.default_rng(3)
-    seqs = _random_dna(rng, 30, 80)
+    seqs = random_dna(rng, 30, 80)
     site = ctcf.sample(1, random_state=1)[0]
     seqs[0] = seqs[0][:10] + site + seqs[0][10 + ctcf.width:]
     seqs[1] = seqs[1][:60] + reverse_complement(site) + seqs[1][60 + ctcf.width:]

@@ -8,22 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from allelic.motifs import ALPHABET, Motif, load_jaspar, one_hot, reverse_complement
+from allelic.motifs import ALPHABET, load_jaspar, one_hot, reverse_complement
 from allelic.pwm import PwmBank, max_score, scan, score_pvalue, score_threshold, snv_score_change
 
-CTCF_ID = "MA0139.1"
+from conftest import random_dna
+
 # consensus of MA0139.1 as printed by Biopython / the JASPAR web site
 CTCF_CONSENSUS = "TGGCCACCAGGGGGCGCTA"
-
-
-@pytest.fixture(scope="module")
-def ctcf() -> Motif:
-    return load_jaspar([CTCF_ID])[0]
-
-
-def _random_dna(rng, n, L):
-    idx = rng.integers(0, 4, size=(n, L))
-    return ["".join(ALPHABET[i] for i in row) for row in idx]
 
 
 def _naive_scan(seq: str, pwm: np.ndarray) -> np.ndarray:
@@ -87,7 +78,7 @@ def test_scan_hand():
 def test_scan_matches_naive_loop(w):
     rng = np.random.default_rng(w)
     pwm = rng.normal(size=(4, w))
-    seqs = _random_dna(rng, 7, 40)
+    seqs = random_dna(rng, 7, 40)
     seqs[3] = seqs[3][:10] + "NNN" + seqs[3][13:]
     got = scan(seqs, pwm)
     for i, s in enumerate(seqs):
@@ -120,7 +111,7 @@ def test_scan_errors():
 
 def test_ctcf_planted_site(ctcf):
     rng = np.random.default_rng(2024)
-    bg = _random_dna(rng, 2, 200)
+    bg = random_dna(rng, 2, 200)
     fwd_site = bg[0][:57] + CTCF_CONSENSUS + bg[0][57 + 19 :]
     rev_site = bg[1][:120] + reverse_complement(CTCF_CONSENSUS) + bg[1][120 + 19 :]
     s = scan([fwd_site, rev_site], ctcf)
@@ -140,7 +131,7 @@ def test_ctcf_planted_site(ctcf):
 def test_ctcf_scan_matches_memelite_fimo(ctcf):
     memelite = pytest.importorskip("memelite")
     rng = np.random.default_rng(5)
-    seqs = _random_dna(rng, 4, 80)
+    seqs = random_dna(rng, 4, 80)
     seqs[0] = seqs[0][:30] + CTCF_CONSENSUS + seqs[0][49:]
     X = one_hot(seqs).transpose(0, 2, 1)  # memelite wants (n, 4, L)
     # fimo scores log2(probability + eps) - log2(0.25): with eps=0 that is our log_odds
@@ -200,7 +191,7 @@ def test_snv_score_change_planted_ctcf(ctcf):
     ref_base = CTCF_CONSENSUS[j]
     alt_base = ALPHABET[int(pwm[:, j].argmin())]
     rng = np.random.default_rng(99)
-    (left, right) = _random_dna(rng, 2, 20)
+    (left, right) = random_dna(rng, 2, 20)
     site_alt = CTCF_CONSENSUS[:j] + alt_base + CTCF_CONSENSUS[j + 1 :]
     ref = [left + CTCF_CONSENSUS + right, left + CTCF_CONSENSUS + right]
     alt = [left + site_alt + right, left + CTCF_CONSENSUS + right]  # 2nd pair: no change
@@ -220,13 +211,12 @@ def test_snv_score_change_planted_ctcf(ctcf):
         snv_score_change(ref, alt[:1], ctcf)
 
 
-
 def test_pwm_bank_equals_scan_for_every_width():
     torch = pytest.importorskip("torch")
 
     motifs = load_jaspar()[:60]                       # several widths
     rng = np.random.default_rng(8)
-    seqs = _random_dna(rng, 5, 60)
+    seqs = random_dna(rng, 5, 60)
     seqs[0] = seqs[0][:20] + "N" * 5 + seqs[0][25:]     # N scores 0 in both engines
     bank = PwmBank(motifs)
     x = torch.as_tensor(one_hot(seqs).transpose(0, 2, 1).copy())
