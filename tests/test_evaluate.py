@@ -98,3 +98,36 @@ def test_score_table_auroc_ci_and_balance():
 
     assert t.at["noise", "auroc"] == pytest.approx(roc_auc_score(y, noise))
     assert t.at["noise", "auroc_low"] < t.at["noise", "auroc"] < t.at["noise", "auroc_high"]
+
+
+def test_direction_agreement_counts_ties_half_and_matches_wilson():
+    from allelic.evaluate import direction_agreement
+
+    # alt won in rows 0-2, ref in rows 3-5; effects: right, right, tie, wrong, right, tie
+    effect = [1.0, 0.2, 0.0, 0.5, -2.0, 0.0]
+    alt_wins = [True, True, True, False, False, False]
+    r = direction_agreement(effect, alt_wins)
+    assert r["n"] == 6 and r["agreement"] == pytest.approx((1 + 1 + 0.5 + 0 + 1 + 0.5) / 6)
+    # Wilson interval by hand for p = 4/6, n = 6, z = 1.959964
+    z, p, n = 1.959963984540054, 4 / 6, 6
+    c = (p + z * z / (2 * n)) / (1 + z * z / n)
+    h = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    assert (r["ci_low"], r["ci_high"]) == pytest.approx((c - h, c + h))
+    with pytest.raises(ValueError, match="NaN"):
+        direction_agreement([np.nan], [True])
+
+
+def test_direction_table_per_subset_and_snv_groups():
+    from allelic.evaluate import direction_table
+
+    meas = pd.DataFrame({"example_id": ["a", "a", "b", "c", "d"], "ref_ratio": [0.2, 0.3, 0.8, 0.5, 0.9]})
+    eff = pd.DataFrame({"example_id": ["a", "b", "c", "d"], "good": [1.0, -1.0, 3.0, -0.1],
+                        "bad": [-1.0, 1.0, 0.0, 0.0]})
+    t = direction_table(meas, eff, subsets={"all AS": None, "motif": ["a", "b"]}, n_boot=200)
+    t = t.set_index(["score", "subset"])
+    # c has ratio 0.5: no winner, skipped; a (two measurements), b and d remain
+    assert t.loc[("good", "all AS"), "n"] == 4 and t.loc[("good", "all AS"), "n_snvs"] == 3
+    assert t.loc[("good", "all AS"), "agreement"] == 1.0
+    assert t.loc[("bad", "all AS"), "agreement"] == pytest.approx(0.5 / 4)
+    assert t.loc[("good", "motif"), "n"] == 3
+    assert t.loc[("good", "all AS"), "ci_low"] == 1.0   # every bootstrap draw agrees

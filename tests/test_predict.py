@@ -52,7 +52,8 @@ def test_predict_windows_tsv_matches_library(model_dir, small_sim, tmp_path):
     assert np.allclose(got["score"], expected, atol=1e-6)
 
 
-@pytest.mark.parametrize("seq, message", [("ACGT" * 10, "row 2: sequence of 40 bp; the model expects windows of 200 bp"),
+@pytest.mark.parametrize("seq, message", [("ACGT" * 60, "row 2: sequence of 240 bp; the model expects windows of at "
+                                                         "most 200 bp"),
                                           ("ACGU" * 50, "row 2: characters \\['U'\\] are not A, C, G, T or N")])
 def test_predict_rejects_bad_windows(model_dir, tmp_path, capsys, seq, message):
     tsv = tmp_path / "w.tsv"
@@ -133,3 +134,43 @@ def test_predict_siamese_model_scores_pairs(small_sim, tmp_path, capsys):
     assert cli_predict.main(["--model", str(d), "--vcf", str(small_sim.vcf), "--fasta", str(small_sim.fasta),
                              "--sample", "D1", "--out", str(out)]) == 0
     assert "score" in pd.read_csv(out, sep="\t").columns
+
+
+def test_predict_writes_signed_effect_and_preferred_allele(model_dir, small_sim, tmp_path):
+    """With ``alt_allele`` + ``snv_offset`` (here 100-bp windows, SNV off-centre at offset 30), each window is scored as
+    the stretch centred on its SNV (60 bp), and ``effect`` is the log-odds difference of the two alleles."""
+    w = cli_predict.windows_from_vcf(small_sim.vcf, small_sim.fasta, sample="D1").head(12).reset_index(drop=True)
+    short = w["seq_ref"].str[70:170]                          # the SNV (offset 100) is at offset 30 of these
+    tsv = tmp_path / "short.tsv"
+    pd.DataFrame({"sequence": short, "alt_allele": w["alt"], "snv_offset": 30}).to_csv(tsv, sep="\t", index=False)
+    assert cli_predict.main(["--model", str(model_dir), "--windows", str(tsv), "--out", str(tmp_path / "s.tsv")]) == 0
+    got = pd.read_csv(tmp_path / "s.tsv", sep="\t", keep_default_na=False)
+    model, tok = load_model(model_dir), load_tokenizer(model_dir)
+    ref60, alt60 = w["seq_ref"].str[70:130], w["seq_alt"].str[70:130]
+    lo_ref = predict(model, tok, ref60, logit=True)
+    lo_alt = predict(model, tok, alt60, logit=True)
+    np.testing.assert_allclose(got["effect"], lo_alt - lo_ref, atol=1e-5)
+    np.testing.assert_allclose(got["score"], predict(model, tok, ref60), atol=1e-6)
+    want = np.where(lo_alt > lo_ref, w["alt"], w["ref"])
+    assert got["preferred_allele"].tolist() == want.tolist()
+    # the probability and the log-odds agree
+    np.testing.assert_allclose(1 / (1 + np.exp(-lo_ref)), predict(model, tok, ref60), atol=1e-6)
+
+
+def test_predict_vcf_writes_effect(model_dir, small_sim, tmp_path):
+    out = tmp_path / "v.tsv"
+    assert cli_predict.main(["--model", str(model_dir), "--vcf", str(small_sim.vcf), "--fasta", str(small_sim.fasta),
+                             "--sample", "D1", "--out", str(out)]) == 0
+    got = pd.read_csv(out, sep="\t", keep_default_na=False)
+    logit = np.log(got["score_alt"] / (1 - got["score_alt"])) - np.log(got["score_ref"] / (1 - got["score_ref"]))
+    np.testing.assert_allclose(got["effect"], logit, atol=1e-3)
+    assert set(got["preferred_allele"]) <= set("ACGT") | {""}
+    assert (got["preferred_allele"] == np.where(got["effect"] > 0, got["alt"], got["ref"])).all()
+
+
+def test_predict_names_bad_snv_offset(model_dir, tmp_path, capsys):
+    tsv = tmp_path / "w.tsv"
+    pd.DataFrame({"sequence": ["ACGT" * 25, "ACGT" * 25], "alt_allele": ["C", "C"], "snv_offset": [50, 0]}).to_csv(
+        tsv, sep="\t", index=False)
+    assert cli_predict.main(["--model", str(model_dir), "--windows", str(tsv)]) == 1
+    assert "row 2: the SNV at offset 0 has no base on one side" in capsys.readouterr().err

@@ -1,4 +1,5 @@
-"""Scoring calls against a truth: confusion counts, precision, recall and false discovery proportion."""
+"""Scoring calls and scores against a truth: confusion counts, precision, recall and false discovery proportion;
+AUROC/AUPRC with intervals; paired comparisons over folds; how often a signed allele score picks the winning allele."""
 from __future__ import annotations
 
 import numpy as np
@@ -219,3 +220,83 @@ def score_table(scores: pd.DataFrame, *, by: str = "model", n_boot: int = 1000, 
                      "auroc_high": ci.at["auroc", "ci_high"], "auprc": ci.at["auprc", "value"],
                      "balanced_auroc": bal["auroc"], "n": len(g), "pos_frac": float(g["label"].mean())})
     return pd.DataFrame(rows)
+
+
+def _wilson(k: float, n: int, level: float) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``k / n`` (``k`` may hold half counts)."""
+    from scipy.stats import norm
+
+    z = norm.ppf(1 - (1 - level) / 2)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(centre - half), float(centre + half)
+
+
+def direction_agreement(effect, alt_wins, *, groups=None, n_boot: int = 1000, level: float = 0.95,
+                        random_state=0) -> dict:
+    """How often a signed allele score points to the allele that won: the fraction of AS measurements whose
+    ``effect`` (> 0: the alternative allele is predicted the more bound/active) has the sign of the observed
+    imbalance (``alt_wins``: True where the alternative allele had more reads). A score of exactly 0 (a tie) counts
+    one half, so a score that never decides agrees 0.5 of the time.
+
+    The interval is the Wilson score interval of the proportion; with ``groups`` (e.g. the SNV of each measurement:
+    the tissues and donors of one SNV share its score, so they are not independent) it is a percentile bootstrap over
+    whole groups instead. Returns ``n``, ``n_groups``, ``agreement``, ``ci_low``, ``ci_high``; NaN agreement for
+    no measurement. A NaN effect raises ValueError."""
+    effect = np.asarray(effect, dtype=float)
+    won = np.asarray(alt_wins, dtype=bool)
+    if effect.shape != won.shape:
+        raise ValueError(f"effect and alt_wins differ in shape: {effect.shape} vs {won.shape}")
+    if np.isnan(effect).any():
+        raise ValueError(f"{int(np.isnan(effect).sum())} effect(s) are NaN: score every measurement")
+    hit = np.where(effect == 0, 0.5, ((effect > 0) == won).astype(float))
+    n = len(hit)
+    g = None if groups is None else pd.factorize(pd.Series(np.asarray(groups)))[0]
+    out = {"n": n, "n_groups": n if g is None else int(g.max() + 1) if n else 0}
+    if n == 0:
+        return {**out, "agreement": np.nan, "ci_low": np.nan, "ci_high": np.nan}
+    agreement = float(hit.mean())
+    if g is None:
+        lo, hi = _wilson(hit.sum(), n, level)
+    else:
+        sums, sizes = np.bincount(g, weights=hit), np.bincount(g)
+        rng = np.random.default_rng(random_state)
+        pick = rng.integers(0, len(sums), (n_boot, len(sums)))
+        draws = sums[pick].sum(axis=1) / sizes[pick].sum(axis=1)
+        q = (1 - level) / 2
+        lo, hi = float(np.quantile(draws, q)), float(np.quantile(draws, 1 - q))
+    return {**out, "agreement": agreement, "ci_low": lo, "ci_high": hi}
+
+
+DIRECTION_COLUMNS = ["score", "subset", "n", "n_snvs", "agreement", "ci_low", "ci_high"]
+
+
+def direction_table(measurements: pd.DataFrame, effects: pd.DataFrame, *, scores=None, subsets: dict | None = None,
+                    n_boot: int = 1000, level: float = 0.95, random_state=0) -> pd.DataFrame:
+    """:func:`direction_agreement` of every signed score over AS measurements, per subset of SNVs.
+
+    ``measurements``: one row per AS measurement with ``example_id`` and ``ref_ratio`` (reference reads / total;
+    a ratio of exactly 0.5 names no winner and is skipped). ``effects``: one row per ``example_id`` with one column per
+    signed score (``scores``: which columns; default every other column). ``subsets``: ``{name: example ids}``
+    (``None`` = every SNV), default ``{"all AS": None}``. The interval is a bootstrap over SNVs (a SNV's measurements
+    share its score). Returns :data:`DIRECTION_COLUMNS`; ``n`` counts measurements, ``n_snvs`` SNVs."""
+    for name, t, cols in (("measurements", measurements, ["example_id", "ref_ratio"]),
+                          ("effects", effects, ["example_id"])):
+        missing = [c for c in cols if c not in t.columns]
+        if missing:
+            raise ValueError(f"{name} lack column(s) {missing}")
+    if effects["example_id"].duplicated().any():
+        raise ValueError("effects hold an example_id twice: one row per SNV")
+    scores = list(scores) if scores is not None else [c for c in effects.columns if c != "example_id"]
+    m = measurements[measurements["ref_ratio"] != 0.5]
+    m = m.merge(effects[["example_id", *scores]], on="example_id", how="inner", validate="many_to_one")
+    rows = []
+    for subset, ids in (subsets or {"all AS": None}).items():
+        g = m if ids is None else m[m["example_id"].isin(set(ids))]
+        for s in scores:
+            r = direction_agreement(g[s], g["ref_ratio"] < 0.5, groups=g["example_id"], n_boot=n_boot, level=level,
+                                    random_state=random_state)
+            rows.append({"score": s, "subset": subset, "n": r["n"], "n_snvs": r["n_groups"],
+                         "agreement": r["agreement"], "ci_low": r["ci_low"], "ci_high": r["ci_high"]})
+    return pd.DataFrame(rows, columns=DIRECTION_COLUMNS)

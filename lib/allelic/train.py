@@ -426,10 +426,12 @@ def pretrain_mlm(model, tokenizer, sequences, *, config: TrainConfig | None = No
     return _run(model, len(ids), micro_loss, lambda: None, cfg, out_dir, resume, "MLM pretraining", stop_after)
 
 
-def score_inputs(model, x: dict, *, batch_size: int = 256, device=None, bf16="auto") -> np.ndarray:
+def score_inputs(model, x: dict, *, batch_size: int = 256, device=None, bf16="auto", logit: bool = False) -> np.ndarray:
     """Positive-class probability (n,) float32 of inputs already built by :func:`model_inputs`, ``batch_size`` at a
     time under ``torch.no_grad()`` in eval mode on ``device`` (default: where the model is), with bfloat16 autocast
-    on CUDA when ``bf16`` says so (``"auto"``: on CUDA; :func:`allelic.attention.ism_scores` passes False)."""
+    on CUDA when ``bf16`` says so (``"auto"``: on CUDA; :func:`allelic.attention.ism_scores` passes False).
+    ``logit=True``: the log-odds ``logits[:, 1] - logits[:, 0]`` instead (no saturation near 0 and 1: differences of
+    log-odds between two alleles are what allele effects compare)."""
     import torch
 
     device = device or next(model.parameters()).device
@@ -438,13 +440,15 @@ def score_inputs(model, x: dict, *, batch_size: int = 256, device=None, bf16="au
     with torch.no_grad(), _autocast(device, bf16):
         for s in range(0, len(x["input_ids"]), batch_size):
             logits = model(**_batch(x, slice(s, s + batch_size), device)).logits
-            out.append(torch.softmax(logits.float(), dim=-1)[:, 1].cpu())
+            logits = logits.float()
+            out.append((logits[:, 1] - logits[:, 0] if logit else torch.softmax(logits, dim=-1)[:, 1]).cpu())
     return torch.cat(out).numpy() if out else np.zeros(0)
 
 
 def predict(model, tokenizer, sequences, alt_sequences=None, *, batch_size: int = 256, device: str = "auto",
-            max_length: int | None = None) -> np.ndarray:
-    """Probability of the positive class (allele-specific) for each sequence, shape (n,); batched, on ``device``.
-    A siamese model needs ``alt_sequences`` (the alternative-allele windows, same order)."""
+            max_length: int | None = None, logit: bool = False) -> np.ndarray:
+    """Probability of the positive class (allele-specific, or bound for a binding model) for each sequence, shape
+    (n,); batched, on ``device``; ``logit=True``: its log-odds. A siamese model needs ``alt_sequences`` (the
+    alternative-allele windows, same order)."""
     x = model_inputs(model, tokenizer, sequences, alt_sequences, max_length=max_length)
-    return score_inputs(model, x, batch_size=batch_size, device=resolve_device(device))
+    return score_inputs(model, x, batch_size=batch_size, device=resolve_device(device), logit=logit)
