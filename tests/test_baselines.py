@@ -422,3 +422,39 @@ def test_finetuned_transformer_adapter(toy):
     assert m1.loc[0, "model"] == "transformer" and m1.loc[0, "n_test"] == 24
     assert s1["score"].between(0, 1).all()
     np.testing.assert_array_equal(s1["score"].to_numpy(), s2["score"].to_numpy())
+
+
+def test_transformer_binding_learns_a_planted_site_and_scores_its_destruction(tmp_path):
+    """A tiny pretrained transformer fine-tuned on bound (planted CTCF site) vs unbound windows: it tells them apart
+    on validation rows, scores both strands alike, and the allele that destroys a planted site gets a negative
+    ``effect`` (planted_windows' AS windows put the SNV on an informative column, the reference base the site's)."""
+    from allelic import pretrain as pt
+    from allelic.baselines.transformer import FinetunedTransformer, TransformerBinding
+    from allelic.models import has_classifier
+    from allelic.simulate import planted_windows
+    from allelic.train import TrainConfig
+
+    w = planted_windows("MA0139.1", n=1200, frac_as=0.5, random_state=0)
+    spec = pt.PretrainSpec(vocab_size=128, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                           intermediate_size=64, n_windows=300, window=200)
+    ckpt = pt.pretrain(list(w["sequence"]), spec=spec, out_dir=tmp_path / "mlm").checkpoint
+    table = pd.DataFrame({"sequence": w["sequence"], "bound": w["label"],
+                          "split": np.where(np.arange(len(w)) % 5 == 0, "val", "train")})
+    cfg = TrainConfig(epochs=3, batch_size=32, learning_rate=1e-3)
+    b = TransformerBinding(ckpt, config=cfg, random_state=0).fit(table)
+    assert b.val_auroc_ > 0.75 and b.n_train_ == 960
+    s = w["sequence"].head(8).tolist()
+    np.testing.assert_allclose(b.score(s), b.score([reverse_complement(x) for x in s]), atol=1e-4)
+    site = w[(w["label"] == 1) & w["site_at_snv"].astype(bool)]
+    eff = b.effect(site["sequence"], site["alt_sequence"])
+    control = w[w["label"] == 0]                          # SNVs clear of any planted site
+    eff0 = b.effect(control["sequence"], control["alt_sequence"])
+    # measured: 66 % of the destroying alleles negative (a 1-layer, 32-dim model after 3 epochs; val AUROC 0.84)
+    assert np.median(eff) < 0 and (eff < 0).mean() > 0.6
+    assert eff.mean() < eff0.mean() - 0.1 and np.abs(eff).mean() > np.abs(eff0).mean()
+    assert (b.effect(s, s) == 0).all()
+    again = TransformerBinding(ckpt, config=cfg, random_state=0).fit(table)
+    np.testing.assert_allclose(again.score(s), b.score(s), atol=1e-6)
+    enc = b.save(tmp_path / "enc", encoder_only=True)     # the binding-first start for an AS head
+    assert not has_classifier(enc)
+    assert FinetunedTransformer.from_checkpoint(enc, head="siamese").model_factory() is not None
