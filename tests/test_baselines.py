@@ -442,7 +442,7 @@ def test_transformer_binding_learns_a_planted_site_and_scores_its_destruction(tm
                           "split": np.where(np.arange(len(w)) % 5 == 0, "val", "train")})
     cfg = TrainConfig(epochs=3, batch_size=32, learning_rate=1e-3)
     b = TransformerBinding(ckpt, config=cfg, random_state=0).fit(table)
-    assert b.val_auroc_ > 0.75 and b.n_train_ == 960
+    assert b.val_auroc_ > 0.75 and b.n_train_ == 960 and b.val_source_ == "val"
     s = w["sequence"].head(8).tolist()
     np.testing.assert_allclose(b.score(s), b.score([reverse_complement(x) for x in s]), atol=1e-4)
     site = w[(w["label"] == 1) & w["site_at_snv"].astype(bool)]
@@ -455,6 +455,6 @@ def test_transformer_binding_learns_a_planted_site_and_scores_its_destruction(tm
     assert (b.effect(s, s) == 0).all()
     again = TransformerBinding(ckpt, config=cfg, random_state=0).fit(table)
     np.testing.assert_allclose(again.score(s), b.score(s), atol=1e-6)
-    enc = b.save(tmp_path / "enc", encoder_only=True)     # the binding-first start for an AS head
+    enc = b.save_checkpoint(tmp_path / "enc", encoder_only=True)     # the binding-first start for an AS head
     assert not has_classifier(enc)
     assert FinetunedTransformer.from_checkpoint(enc, head="siamese").model_factory() is not None

@@ -10,9 +10,9 @@ LAYERS = {
     "statistics": "stats pvalues nullfit fdr dosage evaluate",
     "sequence": "motifs pwm profiles tokenize",
     "inputs": "simulate variants counts bamscan io",
-    "examples": "datasets windows splits corpus",
+    "examples": "datasets windows splits corpus binding",
     "models": "dnabert2 checkpoints model_size models train distributed pretrain language_model finetune predict",
-    "comparisons": "baselines comparison attention denovo kmer_enrichment motif_assembly meme tissues describe",
+    "comparisons": "baselines comparison binding_first attention denovo kmer_enrichment motif_assembly meme tissues describe",
     "presentation": "explain pl figures run steps cli",
 }
 RANK = {m: i for i, mods in enumerate(LAYERS.values()) for m in mods.split()}

@@ -20,7 +20,8 @@ inputs
     from BAMs) with its engine :mod:`~allelic.bamscan`, :mod:`~allelic.io` (EN-TEx tables, the simulator's counts)
 examples
     :mod:`~allelic.datasets` (examples from calls), :mod:`~allelic.windows`, :mod:`~allelic.splits` (leak-free),
-    :mod:`~allelic.corpus` (pretraining windows and their leak guard)
+    :mod:`~allelic.corpus` (pretraining windows and their leak guard), :mod:`~allelic.binding` (bound sequences against
+    GC-matched background, leak-free, for learning a factor's binding before its alleles)
 models
     :mod:`~allelic.dnabert2` (the native DNABERT-2), :mod:`~allelic.checkpoints` (loading),
     :mod:`~allelic.model_size`, :mod:`~allelic.models` (the three in one namespace), :mod:`~allelic.train`,
@@ -28,6 +29,7 @@ models
     :mod:`~allelic.finetune` and :mod:`~allelic.predict` (command lines)
 comparisons
     :mod:`~allelic.baselines` (features, one file per model family, the fold harness), :mod:`~allelic.comparison`,
+    :mod:`~allelic.binding_first` (binding models on each fold, their allele effects as AS scores),
     :mod:`~allelic.attention`, :mod:`~allelic.denovo` with :mod:`~allelic.kmer_enrichment`,
     :mod:`~allelic.motif_assembly` and :mod:`~allelic.meme` (TOMTOM, MEME files), :mod:`~allelic.tissues`,
     :mod:`~allelic.describe`

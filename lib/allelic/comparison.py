@@ -258,3 +258,20 @@ def gap_to_best(metrics: pd.DataFrame, assay: str, *, reference: str = "transfor
     d = med[reference] - others[best]
     return (f"the {reference}'s median {metric.upper()} is {med[reference]:.3f}, the best baseline's "
             f"({LABELS.get(best, best)}) {others[best]:.3f}: {abs(d):.3f} {'above' if d >= 0 else 'below'} it")
+
+
+def fold_summary(metrics: pd.DataFrame, scores: pd.DataFrame, *, assay: str = "CTCF", anchors: pd.DataFrame | None = None,
+                 n_boot: int = 1000, random_state=0) -> pd.DataFrame:
+    """One row per model of ``assay`` over chromosome folds, best first: ``folds``, the ``median`` fold AUROC with its
+    ``fold_min``/``fold_max``, and the AUROC of the pooled out-of-fold scores with its 95 % bootstrap interval
+    (``auroc``, ``auroc_low``, ``auroc_high``: :func:`allelic.evaluate.score_table`; each SNV is held out in exactly
+    one fold), then the published results for the assay (``anchors``, default :func:`allelic.config.published_anchors`;
+    their ``auroc`` is the range's midpoint). ``label`` gives each model's display name."""
+    m = metrics[metrics["assay"] == assay]
+    per = m.groupby("model")["auroc"].agg(folds="size", median="median", fold_min="min", fold_max="max")
+    pooled = score_table(scores[scores["assay"] == assay], n_boot=n_boot, random_state=random_state).set_index("model")
+    t = per.join(pooled[["auroc", "auroc_low", "auroc_high", "n"]]).sort_values("median", ascending=False)
+    t = t.reset_index().assign(label=lambda d: d["model"].map(lambda x: LABELS.get(x, x)))
+    anchors = config.published_anchors() if anchors is None else anchors
+    return published_comparison(t, anchors, assay=assay).assign(
+        label=lambda d: d["label"].fillna(d["model"]))

@@ -14,4 +14,11 @@ LABELS: dict[str, str] = {
     "gkm_svm": "gkm-SVM (deltaSVM)",
     "cnn": "CNN",
     "transformer": "fine-tuned transformer",
+    # binding first (allelic.binding_first): binding models' allele effects
+    "gkm_binding": "gkm-SVM binding |effect|",
+    "cnn_binding": "CNN binding |effect|",
+    "cnn_binding_shuffled": "CNN binding |effect| (shuffled bg)",
+    "transformer_binding": "transformer binding |effect|",
+    "cnn_binding_gbt": "JASPAR GBT + CNN binding",
+    "transformer_binding_first": "transformer, binding then AS",
 }

@@ -9,6 +9,7 @@ from typing import Callable
 from .. import train as tr
 from ..tokenize import load_tokenizer
 from .base import Baseline
+from .binding import BindingModel
 
 
 class FinetunedTransformer(Baseline):
@@ -68,72 +69,60 @@ class FinetunedTransformer(Baseline):
                           device=self.device, max_length=self.max_length)
 
 
-class TransformerBinding:
+def _decode(codes) -> list[str]:
+    """``(n, L)`` base codes (A, C, G, T, N = 0..4) back to strings."""
+    import numpy as np
+
+    codes = np.asarray(codes, dtype=np.uint8)
+    return np.frombuffer(b"ACGTN", np.uint8)[codes].view(f"S{codes.shape[1]}").ravel().astype(str).tolist()
+
+
+class TransformerBinding(BindingModel):
     """The transformer with a binding head: a pretrained checkpoint fine-tuned to tell bound sequences from
     background (a binding table: ``sequence``, ``bound`` 0/1, ``split`` train/val, e.g.
-    :class:`allelic.binding.BindingSet`'s ``table``), then used like the other binding models of
-    :mod:`allelic.baselines.binding`: ``score(seqs)`` is the binding log-odds averaged over both strands,
+    :class:`allelic.binding.BindingSet`'s ``table``), a :class:`~allelic.baselines.binding.BindingModel` like the
+    gapped k-mer SVM and the CNN: ``score(seqs)`` is the binding log-odds averaged over both strands,
     ``effect(ref, alt) = score(alt) - score(ref)`` (> 0: the alternative allele is predicted the more bound).
 
     The head is the reference head with ``pooling`` over the window (default the tokens around its centre, where
     peaks and SNVs sit) and the ``nucleotide_conv`` chapter 04 chose; ``config`` is the fine-tuning
-    :class:`~allelic.train.TrainConfig` (early stopping on validation AUPRC). ``save(out_dir)`` writes the fitted model
-    as a checkpoint directory whose encoder :meth:`FinetunedTransformer.from_checkpoint` can fine-tune on AS labels
-    next (the binding-first start). After ``fit``: ``val_auroc_``, ``fit_seconds_``, ``n_train_``, ``model_``."""
+    :class:`~allelic.train.TrainConfig` (early stopping on validation AUPRC). :meth:`save_checkpoint` writes the
+    fitted model as a checkpoint directory; with ``encoder_only`` it is the start of an AS fine-tuning with any head
+    (:meth:`FinetunedTransformer.from_checkpoint`: binding first, then AS labels). After ``fit``: ``model_``,
+    ``tokenizer_`` and the attributes every binding model has."""
 
     name = "transformer_binding"
+    _uses_torch = True
 
     def __init__(self, checkpoint, *, pooling: str = "centre", centre_flank: int = 4, nucleotide_conv: int = 0,
-                 config=None, batch_size: int = 256, device: str = "auto", n_jobs: int | None = 1, random_state=0):
+                 config=None, batch_size: int = 256, device: str = "auto", n_jobs: int | None = 1, random_state=0,
+                 progress: bool = False):
         self.checkpoint, self.pooling, self.centre_flank = checkpoint, pooling, centre_flank
         self.nucleotide_conv, self.config, self.batch_size = nucleotide_conv, config, batch_size
-        self.device, self.n_jobs, self.random_state = device, n_jobs, random_state
+        self.device, self.n_jobs, self.random_state, self.progress = device, n_jobs, random_state, progress
 
-    def fit(self, table):
-        import time
+    def _fit(self, X, y, Xv, yv):
+        import pandas as pd
 
-        from .base import thread_limit
-
-        t0 = time.perf_counter()
-        need = {"sequence", "bound", "split"}
-        if not need <= set(table.columns):
-            raise ValueError(f"a binding table needs columns {sorted(need)}; got {list(table.columns)}")
-        rows = table.rename(columns={"bound": "label"})
-        train, val = rows[rows["split"] == "train"], rows[rows["split"] == "val"]
-        self._model = FinetunedTransformer.from_checkpoint(
+        ft = FinetunedTransformer.from_checkpoint(
             self.checkpoint, head="reference", pooling=self.pooling, centre_flank=self.centre_flank,
             nucleotide_conv=self.nucleotide_conv, config=self.config, seq_col="sequence", alt_col="sequence",
-            batch_size=self.batch_size, device=self.device, n_jobs=self.n_jobs, random_state=self.random_state)
-        with thread_limit(self.n_jobs):
-            self._model.fit(train, val if len(val) else None)
-        self.model_, self.tokenizer_ = self._model.model_, self._model.tokenizer
-        self.n_train_ = len(train)
-        self.val_auroc_ = float(self._model.result_.best.get("val_auroc", float("nan")))
-        self.fit_seconds_ = time.perf_counter() - t0
-        return self
+            batch_size=self.batch_size, device=self.device, n_jobs=None, random_state=self.random_state)
+        ft.fit(pd.DataFrame({"sequence": _decode(X), "label": y}), pd.DataFrame({"sequence": _decode(Xv), "label": yv}))
+        self.model_, self.tokenizer_ = ft.model_, ft.tokenizer
 
-    def score(self, seqs):
-        import numpy as np
+    def _logits(self, codes):
+        return tr.predict(self.model_, self.tokenizer_, _decode(codes), batch_size=self.batch_size,
+                          device=self.device, logit=True)
 
-        from ..motifs import reverse_complement
-        from .base import thread_limit
-
-        seqs = [str(s).upper() for s in seqs]
-        with thread_limit(self.n_jobs):
-            both = tr.predict(self.model_, self.tokenizer_, seqs + [reverse_complement(s) for s in seqs],
-                              batch_size=self.batch_size, device=self.device, logit=True)
-        return (both[:len(seqs)].astype(np.float64) + both[len(seqs):]) / 2
-
-    def effect(self, seq_ref, seq_alt):
-        return self.score(list(seq_alt)) - self.score(list(seq_ref))
-
-    def save(self, out_dir, *, encoder_only: bool = False):
+    def save_checkpoint(self, out_dir, *, encoder_only: bool = False):
         """Write the fitted binding model (weights, config, tokenizer) to ``out_dir``; returns it. ``encoder_only``:
         without the binding head, a checkpoint to fine-tune with any other head next (binding first, then AS)."""
         from pathlib import Path
 
         from transformers.utils import logging as hf_logging
 
+        self._check_fitted()
         hf_logging.disable_progress_bar()
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
