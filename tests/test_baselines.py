@@ -10,7 +10,7 @@ import pytest
 
 from allelic import baselines as B
 from allelic.baselines.features import _STORE
-from allelic.baselines.kmer import _l2_rows
+from allelic.baselines.kmer import _hash_cols, _l2_rows
 from allelic.labels import LABELS
 from allelic.motifs import Motif, load_jaspar, reverse_complement
 from allelic.pwm import max_score, scan, score_threshold
@@ -458,3 +458,11 @@ def test_transformer_binding_learns_a_planted_site_and_scores_its_destruction(tm
     enc = b.save_checkpoint(tmp_path / "enc", encoder_only=True)     # the binding-first start for an AS head
     assert not has_classifier(enc)
     assert FinetunedTransformer.from_checkpoint(enc, head="siamese").model_factory() is not None
+
+
+@pytest.mark.parametrize("n_features", [1 << 12, 1 << 14, 16381])
+def test_gapped_kmer_hash_reaches_every_column(n_features):
+    """Every column of the hashed gkm feature map is reachable by the l=10, k=6 keys (126 patterns x 4**6 codes);
+    ``h % 2**14`` of the multiplicative hash reached 11,921 of 16,384."""
+    cols = _hash_cols(np.arange(126 * 4 ** 6), n_features)
+    assert cols.min() == 0 and cols.max() == n_features - 1 and len(np.unique(cols)) == n_features

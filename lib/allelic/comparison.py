@@ -36,7 +36,7 @@ from .train import TrainConfig
 #: the two kinds of fold task: every baseline of an assay, or the fine-tuned transformer
 KINDS = ("baselines", "transformer")
 #: bumped when a fold task returns other results for the same inputs (cache key)
-TASK_FORMAT = 2
+TASK_FORMAT = 3  # 3: gapped k-mer columns hashed by their top bits (every column reachable)
 
 
 def selected_candidates(search: pd.DataFrame, data: str | None = None) -> dict:

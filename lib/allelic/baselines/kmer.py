@@ -123,9 +123,12 @@ def gapped_patterns(l: int, k: int) -> list[tuple[int, ...]]:
 
 
 def _hash_cols(key: np.ndarray, n_features: int) -> np.ndarray:
-    """Multiplicative (Knuth) hash of non-negative int64 keys into ``range(n_features)``."""
+    """Multiplicative (Knuth) hash of non-negative int64 keys into ``range(n_features)``: the top 32 bits of
+    ``key * golden`` mapped to the range by their top bits (``(h * n_features) >> 32``, Lemire's reduction). Taking
+    ``h % n_features`` instead, as before, kept only the low bits of ``h`` for a power of two: 11,921 of 16,384
+    columns were reachable by the l=10, k=6 gapped k-mers."""
     h = (key.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(32)
-    return (h % np.uint64(n_features)).astype(np.int64)
+    return ((h * np.uint64(n_features)) >> np.uint64(32)).astype(np.int64)
 
 
 def gapped_kmer_counts(seqs, l: int = 10, k: int = 6, *, canonical: bool = True, weighted: bool = True,
