@@ -9,6 +9,7 @@ from allelic import language_model as lm
 from allelic import predict as cli_predict
 from allelic import pretrain as pt
 from allelic.models import load_model
+from allelic.motifs import reverse_complement
 from allelic.tokenize import load_tokenizer
 from allelic.train import predict
 
@@ -149,9 +150,12 @@ def test_predict_writes_signed_effect_and_preferred_allele(model_dir, small_sim,
     ref60, alt60 = w["seq_ref"].str[70:130], w["seq_alt"].str[70:130]
     lo_ref = predict(model, tok, ref60, logit=True)
     lo_alt = predict(model, tok, alt60, logit=True)
-    np.testing.assert_allclose(got["effect"], lo_alt - lo_ref, atol=1e-5)
+    rc_ref = predict(model, tok, [reverse_complement(s) for s in ref60], logit=True)
+    rc_alt = predict(model, tok, [reverse_complement(s) for s in alt60], logit=True)
+    effect = (lo_alt + rc_alt) / 2 - (lo_ref + rc_ref) / 2                  # both strands averaged
+    np.testing.assert_allclose(got["effect"], effect, atol=1e-5)
     np.testing.assert_allclose(got["score"], predict(model, tok, ref60), atol=1e-6)
-    want = np.where(lo_alt > lo_ref, w["alt"], w["ref"])
+    want = np.where(effect > 0, w["alt"], w["ref"])
     assert got["preferred_allele"].tolist() == want.tolist()
     # the probability and the log-odds agree
     np.testing.assert_allclose(1 / (1 + np.exp(-lo_ref)), predict(model, tok, ref60), atol=1e-6)
@@ -162,8 +166,14 @@ def test_predict_vcf_writes_effect(model_dir, small_sim, tmp_path):
     assert cli_predict.main(["--model", str(model_dir), "--vcf", str(small_sim.vcf), "--fasta", str(small_sim.fasta),
                              "--sample", "D1", "--out", str(out)]) == 0
     got = pd.read_csv(out, sep="\t", keep_default_na=False)
-    logit = np.log(got["score_alt"] / (1 - got["score_alt"])) - np.log(got["score_ref"] / (1 - got["score_ref"]))
-    np.testing.assert_allclose(got["effect"], logit, atol=1e-3)
+    w = cli_predict.windows_from_vcf(small_sim.vcf, small_sim.fasta, sample="D1")
+    model, tok = load_model(model_dir), load_tokenizer(model_dir)
+
+    def both(seqs):
+        return (predict(model, tok, seqs, logit=True) + predict(model, tok, [reverse_complement(s) for s in seqs],
+                                                                  logit=True)) / 2
+
+    np.testing.assert_allclose(got["effect"], both(w["seq_alt"].tolist()) - both(w["seq_ref"].tolist()), atol=1e-4)
     assert set(got["preferred_allele"]) <= set("ACGT") | {""}
     assert (got["preferred_allele"] == np.where(got["effect"] > 0, got["alt"], got["ref"])).all()
 
@@ -174,3 +184,32 @@ def test_predict_names_bad_snv_offset(model_dir, tmp_path, capsys):
         tsv, sep="\t", index=False)
     assert cli_predict.main(["--model", str(model_dir), "--windows", str(tsv)]) == 1
     assert "row 2: the SNV at offset 0 has no base on one side" in capsys.readouterr().err
+
+
+def test_predict_on_a_kept_binding_model_prefers_the_allele_that_keeps_the_site(tmp_path):
+    """A binding model kept as chapter 04 keeps EN-TEx's (``binding_first.keep_binding_model``): ``allelic predict``
+    reads its card, and where the alternative allele destroys a planted CTCF site the reference is preferred."""
+    from allelic import binding_first
+    from allelic.baselines.transformer import TransformerBinding
+    from allelic.binding import BindingSet, gc_content
+    from allelic.simulate import planted_windows
+    from allelic.train import TrainConfig
+
+    w = planted_windows("MA0139.1", n=1200, frac_as=0.5, random_state=0)
+    ckpt = pt.pretrain(list(w["sequence"]), spec=dataclasses.replace(TINY, n_windows=300), out_dir=tmp_path / "m").checkpoint
+    table = pd.DataFrame({"sequence": w["sequence"], "bound": w["label"], "source": "planted",
+                          "split": np.where(np.arange(len(w)) % 5 == 0, "val", "train"),
+                          "gc": gc_content(w["sequence"]), "chrom": None, "record": w["window_id"]})
+    bset = BindingSet(table, params={"planted": "MA0139.1"})
+    b = TransformerBinding(ckpt, config=TrainConfig(epochs=3, batch_size=32, learning_rate=1e-3)).fit(table)
+    d = binding_first.keep_binding_model(b, bset, tmp_path / "keep", checkpoint=ckpt, data_name="planted")
+    card = lm.describe_checkpoint(d)
+    assert card["spec"]["window"] == 200 and card["metrics"]["val_auroc"] == pytest.approx(b.val_auroc_)
+    site = w[(w["label"] == 1) & w["site_at_snv"].astype(bool)]
+    tsv = tmp_path / "snvs.tsv"
+    site[["sequence", "alt_allele", "snv_offset"]].to_csv(tsv, sep="\t", index=False)
+    assert cli_predict.main(["--model", str(d), "--windows", str(tsv), "--out", str(tmp_path / "s.tsv")]) == 0
+    got = pd.read_csv(tmp_path / "s.tsv", sep="\t", keep_default_na=False)
+    np.testing.assert_allclose(got["effect"], b.effect(site["sequence"], site["alt_sequence"]), atol=1e-4)
+    ref_base = [s[o] for s, o in zip(site["sequence"], site["snv_offset"])]
+    assert (got["preferred_allele"] == ref_base).mean() > 0.6 and np.median(got["effect"]) < 0

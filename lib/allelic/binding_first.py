@@ -288,3 +288,36 @@ def route_sentence(routes: pd.DataFrame) -> str:
                    f"{r.median_labels_first:.3f}, paired p = {r.p_value:.3g} over {r.n_pairs} folds; "
                    f"{r.seconds_binding_first:.0f} s vs {r.seconds_labels_first:.0f} s per fold)")
     return "; ".join(out)
+
+
+def keep_binding_model(binder, binding_set, out_dir, *, checkpoint, data_name: str, assay: str = "CTCF") -> Path:
+    """Save a fitted :class:`~allelic.baselines.transformer.TransformerBinding` as a checkpoint directory that
+    ``allelic predict`` scores (weights with the binding head, tokenizer, ``model_card.json``): its ``effect`` column
+    is then the binding log-odds of the alternative window minus the reference's, and ``preferred_allele`` the more
+    bound allele. The card names the pretrained checkpoint, the binding set's composition and parameters, and the
+    validation AUROC (bound vs background). Returns ``out_dir``."""
+    import json
+    import shutil
+
+    from .language_model import MODEL_CARD, describe_checkpoint
+
+    out = Path(out_dir)
+    shutil.rmtree(out, ignore_errors=True)
+    binder.save_checkpoint(out)
+    base = describe_checkpoint(checkpoint)
+    window = len(binding_set.table["sequence"].iloc[0])
+    comp = binding_set.composition()
+    card = {"model": f"{assay} binding model (reference head, {binder.pooling} pooling) on {base.get('model', checkpoint)}",
+            "task": f"is this window bound by {assay} ({data_name})? For a SNV: effect = log-odds(alternative window) "
+                    f"- log-odds(reference window), > 0 when the alternative allele is predicted the more bound",
+            "pretrained_from": {k: base.get(k) for k in ("model", "pretraining", "source", "key") if k in base},
+            "spec": {"window": int(window), "snv_offset": int(window) // 2}, "head": "reference",
+            "pooling": binder.pooling, "data": data_name,
+            "binding_set": {"key": binding_set.key(), "params": binding_set.params,
+                            "composition": comp.to_dict(orient="records")},
+            "fine_tuning": dataclasses.asdict(binder.config) if binder.config is not None else None,
+            "metrics": {"val_auroc": binder.val_auroc_, "n_train": binder.n_train_, "n_val": binder.n_val_,
+                        "seconds": binder.fit_seconds_},
+            "inputs": "one window (sequence); both alleles' windows for an allele effect"}
+    (out / MODEL_CARD).write_text(json.dumps(card, indent=1, default=str))
+    return out

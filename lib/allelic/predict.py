@@ -14,7 +14,8 @@ otherwise. A siamese model (it reads both alleles) needs the alternative allele.
 given) with the SNV at the centre.
 
 Output: ``score`` (probability of the positive class of the reference window, or of the pair for a siamese model).
-With both alleles and a single-sequence model: ``score_alt``, ``effect`` = log-odds(alt) - log-odds(ref) (> 0: the
+With both alleles and a single-sequence model: ``score_alt``, ``effect`` = log-odds(alt) - log-odds(ref), both
+strands averaged (> 0: the
 alternative allele scores higher — for a binding model, e.g. chapter 04's ``entex_CTCF_binding``, it is predicted the
 more bound) and ``preferred_allele`` (the base of the allele with the higher score; empty on a tie). The VCF path
 also keeps ``score_ref`` and ``delta = score_alt - score_ref`` (probabilities). A siamese model's score has no
@@ -35,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from .ledger import Ledger
+from .motifs import reverse_complement
 from .tokenize import load_tokenizer
 from .train import predict
 from .variants import read_het_snvs
@@ -125,12 +127,16 @@ def score_windows(model, tokenizer, ref, alt=None, *, batch_size: int = 256, dev
 
 def allele_effects(model, tokenizer, ref, alt, ref_base, alt_base, *, batch_size: int = 256,
                    device: str = "auto") -> pd.DataFrame:
-    """Columns ``score``, ``score_alt`` (probabilities), ``effect`` (log-odds(alt) - log-odds(ref)) and
-    ``preferred_allele`` (``alt_base`` where the effect is > 0, ``ref_base`` where < 0, empty on a tie) of a
-    single-sequence model on each SNV's two windows."""
-    lo_ref = score_windows(model, tokenizer, ref, batch_size=batch_size, device=device, logit=True)
-    lo_alt = score_windows(model, tokenizer, alt, batch_size=batch_size, device=device, logit=True)
-    effect = lo_alt - lo_ref
+    """Columns ``score``, ``score_alt`` (probabilities of the windows as given), ``effect`` (log-odds(alt) -
+    log-odds(ref), each averaged over both strands, as the binding models of :mod:`allelic.baselines.binding`
+    define it) and ``preferred_allele`` (``alt_base`` where the effect is > 0, ``ref_base`` where < 0, empty on a
+    tie) of a single-sequence model on each SNV's two windows."""
+    ref, alt = list(ref), list(alt)
+    rc = [reverse_complement(s) for s in ref + alt]
+    lo = score_windows(model, tokenizer, ref + alt + rc, batch_size=batch_size, device=device, logit=True)
+    n = len(ref)
+    lo_ref, lo_alt = lo[:n], lo[n:2 * n]
+    effect = (lo_alt + lo[3 * n:]) / 2 - (lo_ref + lo[2 * n:3 * n]) / 2
     return pd.DataFrame({"score": 1 / (1 + np.exp(-lo_ref)), "score_alt": 1 / (1 + np.exp(-lo_alt)),
                          "effect": effect,
                          "preferred_allele": np.where(effect > 0, np.asarray(alt_base, dtype=object),
