@@ -64,7 +64,7 @@ def main(argv=None):
             t, corpus, negatives=negatives, max_positives=p5["entex_binding_max_positives"],
             random_state=p5["random_state"]),
         checkpoint=ckpt, candidate=cand, train_config=dataclasses.replace(cfg, epochs=p5["binding_epochs"]),
-        binders=p5["binders"], quick=p5["quick"], seed=p5["random_state"], n_jobs=a.n_jobs, cache_dir=out / "binding")
+        binders=p5["binders"], quick=p5["binding_quick"], seed=p5["random_state"], n_jobs=a.n_jobs, cache_dir=out / "binding")
     times["binding first, all folds"] = time.perf_counter() - t0
     metrics = pd.concat([metrics, bf.metrics], ignore_index=True)
     scores = pd.concat([scores, bf.scores.drop(columns="effect")], ignore_index=True)

@@ -69,3 +69,37 @@ def test_rendered_pages_show_no_path_of_the_building_machine(built, root):
              for where in (str(root), str(tmp)) if where in p.read_text(errors="replace")]
     assert not leaks, leaks[:10]
     assert str(tmp) not in run.stdout  # the runner's progress lines too
+
+
+def test_binding_first_rows_direction_and_kept_binding_model(built, tmp_path):
+    """Chapter 05's binding-first rows beside the others, its direction table (results/05/direction.tsv), and, with
+    the EN-TEx data, chapter 04's binding model scored by ``allelic predict`` with a signed effect."""
+    import os
+
+    import pandas as pd
+
+    from allelic import binding_first, predict
+
+    tmp, _, _ = built
+    res = tmp / "results"
+    fm = pd.read_csv(res / "05" / "fold_metrics.tsv", sep="\t")
+    assert set(binding_first.model_names()) <= set(fm.loc[fm["assay"] == "CTCF", "model"])
+    d = pd.read_csv(res / "05" / "direction.tsv", sep="\t")
+    assert list(d.columns) == ["data", "score", "subset", "n", "n_snvs", "agreement", "ci_low", "ci_high"]
+    assert ((d["ci_low"] <= d["agreement"]) & (d["agreement"] <= d["ci_high"])).all()
+    assert pd.read_csv(res / "05" / "routes.tsv", sep="\t")["question"].str.contains("binding then AS").any()
+    if not os.environ.get("ALLELIC_ENTEX_DIR"):
+        return
+    assert set(d["data"]) == {"simulator", "EN-TEx"}
+    real = pd.read_csv(res / "05" / "entex_fold_metrics.tsv", sep="\t")
+    assert {"motif_gbt", "transformer", *binding_first.model_names()} <= set(real["model"])
+    kept = res / "04" / "models" / "entex_CTCF_binding"
+    ex = pd.read_csv(res / "03" / "entex_examples.tsv.gz", sep="\t").head(20)
+    tsv = tmp_path / "snvs.tsv"
+    ex.assign(sequence=ex["seq_ref"].str[50:150], alt_allele=ex["alt"], snv_offset=50)[
+        ["example_id", "sequence", "alt_allele", "snv_offset"]].to_csv(tsv, sep="\t", index=False)
+    assert predict.main(["--model", str(kept), "--windows", str(tsv), "--out", str(tmp_path / "s.tsv")]) == 0
+    got = pd.read_csv(tmp_path / "s.tsv", sep="\t", keep_default_na=False)
+    assert got["effect"].notna().all() and len(got) == 20
+    assert (got["preferred_allele"] == [a if e > 0 else r if e < 0 else ""
+                                        for a, r, e in zip(ex["alt"], ex["ref"], got["effect"])]).all()

@@ -69,7 +69,8 @@ def model_names(binders=BINDERS, shuffled=("cnn",)) -> list[str]:
 def make_binder(kind: str, *, checkpoint=None, candidate: dict | None = None, train_config=None, quick=False,
                 random_state=0, device="auto"):
     """An unfitted binding model of ``kind`` (:data:`BINDERS`); the transformer starts from ``checkpoint`` with the
-    pooling and nucleotide convolution of chapter 04's ``candidate`` and ``train_config``'s settings."""
+    nucleotide convolution and learning rate of chapter 04's ``candidate``, centre pooling (binding windows are
+    centred on peaks as AS windows on SNVs) and ``train_config``'s other settings."""
     if kind == "gkm":
         return GkmBinding(random_state=random_state)
     if kind == "cnn":
@@ -77,9 +78,10 @@ def make_binder(kind: str, *, checkpoint=None, candidate: dict | None = None, tr
     if kind == "transformer":
         if checkpoint is None:
             raise ValueError("the transformer binding model needs a pretrained checkpoint")
-        cand = candidate or {}
-        return TransformerBinding(checkpoint, nucleotide_conv=cand.get("nucleotide_conv", 0),
-                                  config=train_config or TrainConfig(), device=device, random_state=random_state)
+        cand, cfg = candidate or {}, train_config or TrainConfig()
+        cfg = dataclasses.replace(cfg, learning_rate=cand.get("learning_rate", cfg.learning_rate))
+        return TransformerBinding(checkpoint, nucleotide_conv=cand.get("nucleotide_conv", 0), config=cfg,
+                                  device=device, random_state=random_state)
     raise ValueError(f"binder must be one of {BINDERS}, got {kind!r}")
 
 
