@@ -222,3 +222,15 @@ def test_real_entex_binding_set():
     assert abs(gc[0] - gc[1]) < 0.01
     bd.assert_binding_leak_free(bs, fold)
     assert (bs.ledger.table()["reason"] == "overlaps_test_window").any()
+
+
+def test_composition_by_source_family():
+    t = pd.DataFrame({"sequence": ["ACGT"] * 5, "bound": [1, 1, 0, 0, 0],
+                      "source": ["examples:CTCF", "EntexExpress:regression_exp0/input", "EntexExpress:exp01/input",
+                                 "EntexExpress:exp02/input", "GUE:GUE/prom/prom_300_all"],
+                      "split": "train", "gc": [0.5, 0.5, 0.25, 0.75, 0.5], "chrom": None, "record": list("abcde")})
+    c = bd.BindingSet(t).composition(coarse=True).set_index("source")
+    assert c.loc["corpus EN-TEx promoters and windows", "n"] == 2
+    assert c.loc["corpus EN-TEx promoters and windows", "gc_mean"] == pytest.approx(0.5)
+    assert set(c.index) == {"labelled windows (examples)", "corpus CTCF-peak windows",
+                            "corpus EN-TEx promoters and windows", "corpus promoters (GUE)"}

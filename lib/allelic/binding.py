@@ -235,14 +235,28 @@ class BindingSet:
             raise ValueError(f"unknown split {split!r}; a binding set has 'train' and 'val'")
         return self.table[self.table["split"] == split].reset_index(drop=True)
 
-    def composition(self) -> pd.DataFrame:
-        """One row per ``split, bound, source``: ``n`` sequences and their ``gc_mean`` / ``gc_sd``."""
-        g = self.table.groupby(["split", "bound", "source"], sort=True)["gc"]
+    def composition(self, *, coarse: bool = False) -> pd.DataFrame:
+        """One row per ``split, bound, source``: ``n`` sequences and their ``gc_mean`` / ``gc_sd``. ``coarse``: the
+        sources grouped into families (:func:`source_family`), e.g. the corpus's many promoter folders as one row."""
+        t = self.table.assign(source=self.table["source"].map(source_family)) if coarse else self.table
+        g = t.groupby(["split", "bound", "source"], sort=True)["gc"]
         return g.agg(n="size", gc_mean="mean", gc_sd="std").reset_index()
 
     def key(self) -> str:
         """16 hex digits identifying the set (format, parameters and table content), for caching trained models."""
         return cache.key("binding", FORMAT_VERSION, self.params, cache.table_digest(self.table[COLUMNS]))
+
+
+#: families of sources for :meth:`BindingSet.composition` (first match wins)
+SOURCE_FAMILIES = ((r"^examples:", "labelled windows (examples)"), (POSITIVE_SOURCES, "corpus CTCF-peak windows"),
+                   (r"^EntexExpress:", "corpus EN-TEx promoters and windows"), (r"^DNA-Diffusion:", "corpus DHS"),
+                   (r"(?i)^GUE:.*prom|^GUE:LPD", "corpus promoters (GUE)"), (r"^GUE:", "corpus GUE, other"),
+                   (r"^peaks:", "peak windows"), (r"^genome", "genome windows"), (r"^shuffled:", "dinucleotide shuffles"))
+
+
+def source_family(source: str) -> str:
+    """The family of a binding set's ``source`` (:data:`SOURCE_FAMILIES`), the source itself when none matches."""
+    return next((name for pattern, name in SOURCE_FAMILIES if re.search(pattern, source)), source)
 
 
 def _example_table(examples) -> pd.DataFrame:

@@ -40,7 +40,7 @@ from .train import TrainConfig
 #: the binding models, in figure order
 BINDERS = ("gkm", "cnn", "transformer")
 #: bumped when a fold returns other results for the same inputs (cache key)
-FORMAT = 1
+FORMAT = 2  # 2: composition by source family
 SCORE_COLUMNS = ["example_id", "assay", "model", "label", "score", "effect", "fold", "seed"]
 
 
@@ -50,8 +50,8 @@ class BindingFirst:
     :func:`allelic.baselines.evaluate_models` plus ``fold``, ``seed``); ``scores``: held-out rows
     (:data:`SCORE_COLUMNS`; ``effect`` is the signed allele effect of the binder behind the model, NaN for models
     without one); ``binding``: one row per fold x binder x negatives (``val_auroc`` bound vs background, ``n_train``,
-    ``fit_seconds``); ``composition``: each fold's binding sets (:meth:`allelic.binding.BindingSet.composition` with
-    ``fold`` and ``negatives``)."""
+    ``fit_seconds``); ``composition``: each fold's binding sets by source family
+    (:meth:`allelic.binding.BindingSet.composition` ``(coarse=True)`` with ``fold`` and ``negatives``)."""
 
     metrics: pd.DataFrame
     scores: pd.DataFrame
@@ -62,7 +62,7 @@ class BindingFirst:
 def model_names(binders=BINDERS, shuffled=("cnn",)) -> list[str]:
     """Names of the AS rows :func:`binding_first` adds, in figure order."""
     names = [f"{b}_binding" for b in binders] + [f"{b}_binding_shuffled" for b in shuffled if b in binders]
-    names += [f"{b}_binding_gbt" for b in binders if b == "cnn"]
+    names += ["cnn_binding_gbt"] if "cnn" in binders else []
     return names + (["transformer_binding_first"] if "transformer" in binders else [])
 
 
@@ -91,7 +91,7 @@ def _fold(rows: pd.DataFrame, fold_table: pd.DataFrame, make_set: Callable, *, c
     sets = {"genomic": make_set(fold_table, "genomic")}
     if any(b in binders for b in shuffled):
         sets["shuffled"] = make_set(fold_table, "shuffled")
-    comp = pd.concat([s.composition().assign(negatives=n) for n, s in sets.items()], ignore_index=True)
+    comp = pd.concat([s.composition(coarse=True).assign(negatives=n) for n, s in sets.items()], ignore_index=True)
     fitted, brows = {}, []
     for neg, bset in sets.items():
         for kind in binders if neg == "genomic" else [b for b in shuffled if b in binders]:
