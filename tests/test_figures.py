@@ -52,7 +52,7 @@ def test_figures_from_saved_results(tmp_path, monkeypatch):
     monkeypatch.setenv("ALLELIC_RESULTS_DIR", str(tmp_path))
     assert figures.main(["--out", str(tmp_path / "fig")]) == 0
     assert sorted(p.name for p in (tmp_path / "fig").iterdir()) == ["01_overview.png", "02_imbalance_tests.png",
-                                                                    "04_figure_9a.png", "04_roc_pr.png", "05_figure_9b.png", "06_figure_9c.png",
+                                                                    "04_figure_9a.png", "04_roc_pr.png", "05_binding_routes.png", "05_figure_9b.png", "06_figure_9c.png",
                                                                     "06_logos.png", "07_tissue_effects.png"]
     fig9a = figures.from_results("04_figure_9a", tmp_path)  # drawn from the saved spec, no model loaded
     texts = [t.get_text() for t in fig9a.axes[0].texts]

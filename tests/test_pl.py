@@ -86,3 +86,13 @@ def test_bad_segments_draws_each_segments_expected_ratios():
     assert lines == {(0.0, 0.3333), (0.0, 0.6667), (1000.0, 0.5)}
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["BAD 1", "BAD 2"]
     assert pl.bad_label(4 / 3) == "4/3" and pl.bad_label(2.0) == "2"
+
+
+def test_route_boxplots_sorts_by_median_and_colours_by_route():
+    m = pd.DataFrame({"model": ["a"] * 3 + ["b"] * 3 + ["c"] * 3, "auroc": [0.5, 0.6, 0.7, 0.8, 0.9, 0.7, 0.4, 0.5, 0.6]})
+    colors = {"x": (1.0, 0.0, 0.0), "y": (0.0, 0.0, 1.0)}
+    fig = pl.route_boxplots(m, route_of={"a": "x", "b": "y", "c": "x"}, colors=colors, labels={"b": "B"})
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["B", "a", "c"]      # medians 0.8, 0.6, 0.5
+    faces = [tuple(round(c, 3) for c in p.get_facecolor()[:3]) for p in ax.patches][:3]
+    assert faces == [(0.0, 0.0, 1.0), (1.0, 0.0, 0.0), (1.0, 0.0, 0.0)]            # boxes top to bottom: y, x, x

@@ -63,9 +63,25 @@ def roc_pr(scores: pd.DataFrame, *, by: str = "assay"):
 
 
 def figure_9b(metrics: pd.DataFrame, *, metric: str = "auroc"):
-    """Chapter 05 (paper figure 9B): held-out AUROC per assay, one box per method over folds x seeds, the
-    transformer highlighted (``results/05/fold_metrics.tsv``)."""
-    return pl.method_boxplots(metrics, metric=metric, labels=LABELS)
+    """Chapter 05 (paper figure 9B): held-out AUROC per assay, one box per method of the paper's comparison over
+    folds x seeds, the transformer highlighted (``results/05/fold_metrics.tsv``; the binding-first rows are drawn by
+    :func:`binding_routes`)."""
+    from .binding_first import BINDING_ROUTE
+
+    return pl.method_boxplots(metrics[~metrics["model"].isin(BINDING_ROUTE)], metric=metric, labels=LABELS)
+
+
+def binding_routes(metrics: pd.DataFrame, *, assay: str = "CTCF", metric: str = "auroc"):
+    """Chapter 05: every method of ``assay`` over folds, sorted by median, coloured by its route — binding first
+    (:data:`allelic.binding_first.BINDING_ROUTE`), AS labels first, the transformer fine-tuned on AS labels
+    (``results/05/fold_metrics.tsv`` or ``entex_fold_metrics.tsv``)."""
+    from .binding_first import BINDING_ROUTE
+
+    m = metrics[metrics["assay"] == assay]
+    route_of = {x: ("binding first" if x in BINDING_ROUTE else "AS labels, transformer" if x == "transformer"
+                    else "AS labels") for x in m["model"].unique()}
+    colors = {"binding first": "#1f77b4", "AS labels": "#a6a6a6", "AS labels, transformer": "#d62728"}
+    return pl.route_boxplots(m, route_of=route_of, metric=metric, labels=LABELS, colors=colors)
 
 
 def figure_9c(profile: pd.DataFrame, enrichment: pd.DataFrame | None = None, *, score_label: str = "attention"):
@@ -111,6 +127,7 @@ def _logos_from_files(table: pd.DataFrame, meme: Path):
 #: figure name -> (results table(s) it is drawn from, drawing function)
 FIGURES = {"01_overview": ("01/counts.tsv.gz", overview), "02_imbalance_tests": ("02/imbalance.tsv.gz", imbalance_tests),
            "04_roc_pr": ("04/scores.tsv.gz", roc_pr), "04_figure_9a": ("04/figure_9a.json", _figure_9a_from_file), "05_figure_9b": ("05/fold_metrics.tsv", figure_9b),
+           "05_binding_routes": ("05/fold_metrics.tsv", binding_routes),
            "06_figure_9c": (("06/simulator/profile.tsv", "06/simulator/enrichment.tsv"), figure_9c),
            "06_logos": (("06/simulator/motifs.tsv", "06/simulator/motifs.meme"), _logos_from_files),
            "07_tissue_effects": ("07/scores.tsv", tissue_effects)}

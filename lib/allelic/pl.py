@@ -172,6 +172,32 @@ def method_boxplots(metrics: pd.DataFrame, *, metric: str = "auroc", by: str = "
     return fig
 
 
+def route_boxplots(metrics: pd.DataFrame, *, route_of: dict, metric: str = "auroc", model_col: str = "model",
+                   labels: dict | None = None, colors: dict | None = None, ax=None, chance: float | None = 0.5):
+    """One horizontal box per model over folds x seeds, sorted by median ``metric`` (best on top), coloured by the
+    route each model takes (``route_of``: model -> route name; ``colors``: route -> colour), evaluations as dots."""
+    import seaborn as sns
+
+    med = metrics.groupby(model_col)[metric].median().sort_values(ascending=False)
+    order = med.index.tolist()
+    routes = sorted({route_of.get(m, "other") for m in order})
+    colors = colors or dict(zip(routes, sns.color_palette("Set2", len(routes))))
+    fig, ax = _ax(ax, (7, 0.38 * len(order) + 1.2))
+    palette = {m: colors[route_of.get(m, "other")] for m in order}
+    sns.boxplot(data=metrics, y=model_col, x=metric, order=order, hue=model_col, hue_order=order, palette=palette,
+                showfliers=False, legend=False, saturation=1, ax=ax)
+    sns.stripplot(data=metrics, y=model_col, x=metric, order=order, color="black", size=2.5, alpha=0.6, ax=ax)
+    if chance is not None:
+        ax.axvline(chance, color="grey", ls=":", lw=1)
+    ax.set_yticks(range(len(order)), [(labels or {}).get(m, m) for m in order])
+    from matplotlib.patches import Patch
+
+    ax.legend([Patch(color=colors[r]) for r in routes], routes, frameon=False, fontsize=8, loc="lower right")
+    ax.set_xlabel(metric.upper())
+    ax.set_ylabel("")
+    return fig
+
+
 def attention_motif_profiles(by_label: pd.DataFrame, enrichment: pd.DataFrame | None = None, *, snv: int | None = None,
                              score_label: str = "attention", axes=None):
     """Paper figure 9C: the mean per-base score (``by_label``: :func:`allelic.attention.profile_by_label`) of AS
