@@ -105,3 +105,6 @@ def test_route_comparison_pairs_folds_and_matches_wilcoxon():
     gbt = r.loc["JASPAR GBT with vs without the CNN binding score"]
     assert (gbt["binding_first"], gbt["labels_first"]) == ("cnn_binding_gbt", "motif_gbt")
     assert "above" in bf.route_sentence(r.reset_index())
+    # the best rows are the GBT pair: listed once
+    m2 = m.assign(auroc=np.where(m["model"] == "cnn_binding_gbt", m["auroc"] + 0.1, m["auroc"]))
+    assert len(bf.route_comparison(m2)) == 2

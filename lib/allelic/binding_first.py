@@ -247,8 +247,8 @@ def route_comparison(metrics: pd.DataFrame, *, assay: str = "CTCF", metric: str 
     """"Binding first or AS labels first?" as paired tests over folds (:func:`allelic.evaluate.paired_comparison`,
     seeds averaged within a fold) of ``assay``'s rows, one row per pair: the transformer trained on binding then AS
     (``transformer_binding_first``) against the one fine-tuned on AS labels from the MLM checkpoint (``transformer``);
-    the best binding-first row against the best AS-labels row (each chosen by median ``metric``); the CNN binding
-    model stacked into the JASPAR GBT against the GBT alone. Columns: ``question``, ``binding_first``,
+    the CNN binding model stacked into the JASPAR GBT against the GBT alone; the best binding-first row against the
+    best AS-labels row (each chosen by median ``metric``; left out when it is one of the pairs above). Columns: ``question``, ``binding_first``,
     ``labels_first``, their medians, ``median_diff`` (binding first - labels first), ``n_pairs``, ``p_value``,
     ``effect_size`` and the median ``fit_seconds`` per fold of each (a zero-shot row's is its binder's training)."""
     from .evaluate import paired_comparison
@@ -261,10 +261,10 @@ def route_comparison(metrics: pd.DataFrame, *, assay: str = "CTCF", metric: str 
     pairs = []
     if {"transformer_binding_first", "transformer"} <= set(med.index):
         pairs.append(("transformer: binding then AS vs AS labels only", "transformer_binding_first", "transformer"))
-    if ours and theirs:
-        pairs.append(("best binding-first row vs best AS-label row", med[ours].idxmax(), med[theirs].idxmax()))
     if {"cnn_binding_gbt", "motif_gbt"} <= set(med.index):
         pairs.append(("JASPAR GBT with vs without the CNN binding score", "cnn_binding_gbt", "motif_gbt"))
+    if ours and theirs and (best := (med[ours].idxmax(), med[theirs].idxmax())) not in [p[1:] for p in pairs]:
+        pairs.append(("best binding-first row vs best AS-label row", *best))
     rows = []
     for question, a, b in pairs:
         p = paired_comparison(m[m["model"].isin([a, b])], reference=a, metric=metric).iloc[0]
