@@ -30,7 +30,6 @@ Two AS predictors turn a fitted binder into :class:`~allelic.baselines.base.Base
 from __future__ import annotations
 
 import copy
-import math
 import time
 import warnings
 from typing import Sequence
@@ -42,7 +41,7 @@ from ..distributed import resolve_device
 from ..motifs import Motif, encode
 from ..progress import bar
 from .base import Baseline, thread_limit
-from .cnn import CNN, _make_cnn
+from .cnn import CNN, EarlyStopping, _make_cnn, stratified_holdout
 from .features import _onehot_cl, check_examples
 from .kmer import gapped_kmer_counts
 from .motif import MotifGBT
@@ -69,16 +68,6 @@ def _as_codes(seqs) -> np.ndarray:
 def _revcomp_codes(codes: np.ndarray) -> np.ndarray:
     """Reverse complement of ``(n, L)`` codes (N stays N)."""
     return np.ascontiguousarray(np.where(codes < 4, 3 - codes, codes)[:, ::-1]).astype(np.uint8)
-
-
-def _holdout(y: np.ndarray, fraction: float, random_state) -> np.ndarray:
-    """Stratified boolean mask of ``fraction`` of each class (at least one row per class)."""
-    rng = np.random.default_rng(random_state)
-    hold = np.zeros(len(y), bool)
-    for cls in (0, 1):
-        idx = np.flatnonzero(y == cls)
-        hold[rng.choice(idx, max(1, int(round(fraction * len(idx)))), replace=False)] = True
-    return hold
 
 
 # =========================================================================== the interface
@@ -139,7 +128,7 @@ class BindingModel:
         Xv, yv = _as_codes(table["sequence"][va]), y_all[va].astype(int)
         self.val_source_ = "val"
         if not (len(yv) and 0 < yv.sum() < len(yv)):
-            hold = _holdout(y, self.val_fraction, self.random_state)
+            hold = stratified_holdout(y, self.val_fraction, self.random_state)
             X, y, Xv, yv = X[~hold], y[~hold], X[hold], y[hold]
             self.val_source_ = "holdout"
         if X.shape[1] != Xv.shape[1]:
@@ -350,7 +339,7 @@ class CNNBinding(BindingModel):
             opt = torch.optim.AdamW(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
             loss_fn = torch.nn.BCEWithLogitsLoss()
             gen = torch.Generator().manual_seed(int(self.random_state))
-            best, best_state, bad, history = -math.inf, None, 0, []
+            stop, history = EarlyStopping(self.patience), []
             for epoch in range(self.max_epochs):
                 t0 = time.perf_counter()
                 model.train()
@@ -374,14 +363,9 @@ class CNNBinding(BindingModel):
                                 "seconds": time.perf_counter() - t0})
                 self._log(f"epoch {epoch + 1}: loss {total / len(Y):.4f} val AUROC {score:.4f} "
                           f"({history[-1]['seconds']:.1f}s)")
-                if score > best:
-                    best, bad = score, 0
-                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                else:
-                    bad += 1
-                    if bad >= self.patience:
-                        break
-            model.load_state_dict(best_state)
+                if stop.update(score, model):
+                    break
+            stop.restore(model)
         self.model_ = model
         self.history_ = pd.DataFrame(history)
         self.best_epoch_ = int(self.history_.loc[self.history_["val_auroc"].idxmax(), "epoch"])

@@ -47,6 +47,37 @@ def _make_cnn(n_filters, kernel_size, n_filters2, kernel_size2, pool, hidden, dr
     return SiameseCNN()
 
 
+def stratified_holdout(y: np.ndarray, fraction: float, random_state) -> np.ndarray:
+    """Stratified boolean mask of ``fraction`` of each class of 0/1 labels ``y`` (at least one row per class),
+    drawn with ``numpy.random.default_rng(random_state)``."""
+    rng = np.random.default_rng(random_state)
+    hold = np.zeros(len(y), bool)
+    for cls in (0, 1):
+        idx = np.flatnonzero(y == cls)
+        hold[rng.choice(idx, max(1, int(round(fraction * len(idx)))), replace=False)] = True
+    return hold
+
+
+class EarlyStopping:
+    """Early stopping on a validation score (higher is better): :meth:`update` after each epoch keeps a copy of the
+    weights of the best epoch so far and says whether ``patience`` epochs in a row have not improved on it;
+    :meth:`restore` loads the best weights back."""
+
+    def __init__(self, patience: int):
+        self.patience, self.best, self.state, self.bad = patience, -math.inf, None, 0
+
+    def update(self, score: float, model) -> bool:
+        if score > self.best:
+            self.best, self.bad = score, 0
+            self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            self.bad += 1
+        return self.bad >= self.patience
+
+    def restore(self, model) -> None:
+        model.load_state_dict(self.state)
+
+
 class CNN(Baseline):
     """A small DeepSEA/Basset-like CNN, siamese over the two alleles.
 
@@ -137,11 +168,7 @@ class CNN(Baseline):
             Rv, Av = self._tensors(val)
             yv = _labels(val)
         else:   # hold out a stratified fraction of train for early stopping
-            rng = np.random.default_rng(self.random_state)
-            hold = np.zeros(len(y), bool)
-            for cls in (0, 1):
-                idx = np.flatnonzero(y == cls)
-                hold[rng.choice(idx, max(1, int(round(self.val_fraction * len(idx)))), replace=False)] = True
+            hold = stratified_holdout(y, self.val_fraction, self.random_state)
             Rv, Av, yv = R[hold], A[hold], y[hold]
             R, A, y = R[~hold], A[~hold], y[~hold]
         Y = torch.as_tensor(y, dtype=torch.float32)
@@ -152,7 +179,7 @@ class CNN(Baseline):
             opt = torch.optim.AdamW(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
             loss_fn = torch.nn.BCEWithLogitsLoss()
             gen = torch.Generator().manual_seed(int(self.random_state))
-            best, best_state, bad, history = -math.inf, None, 0, []
+            stop, history = EarlyStopping(self.patience), []
             for epoch in range(self.max_epochs):
                 model.train()
                 order = torch.randperm(len(Y), generator=gen)
@@ -173,14 +200,9 @@ class CNN(Baseline):
                 score = _auprc(yv, self._logits(model, Rv, Av))
                 history.append({"epoch": epoch + 1, "train_loss": total / len(Y), "val_auprc": score})
                 self._log(f"epoch {epoch + 1}: loss {total / len(Y):.4f} val AUPRC {score:.4f}")
-                if score > best:
-                    best, bad = score, 0
-                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                else:
-                    bad += 1
-                    if bad >= self.patience:
-                        break
-            model.load_state_dict(best_state)
+                if stop.update(score, model):
+                    break
+            stop.restore(model)
         self.model_ = model
         self.history_ = pd.DataFrame(history)
         self.best_epoch_ = int(self.history_.loc[self.history_["val_auprc"].idxmax(), "epoch"])
