@@ -15,9 +15,9 @@ given) with the SNV at the centre.
 
 Output: ``score`` (probability of the positive class of the reference window, or of the pair for a siamese model).
 With both alleles and a single-sequence model: ``score_alt``, ``effect`` = log-odds(alt) - log-odds(ref), both
-strands averaged (> 0: the
-alternative allele scores higher — for a binding model, e.g. chapter 04's ``entex_CTCF_binding``, it is predicted the
-more bound) and ``preferred_allele`` (the base of the allele with the higher score; empty on a tie). The VCF path
+strands averaged (> 0: the alternative allele scores higher — for a binding model, e.g. chapter 04's
+``entex_CTCF_binding``, it is predicted the more bound) and ``preferred_allele`` (the base of the allele with the
+higher score; empty on a tie). The VCF path
 also keeps ``score_ref`` and ``delta = score_alt - score_ref`` (probabilities). A siamese model's score has no
 direction: no ``effect`` is written for it. The device is chosen automatically (GPU when present) and sequences are
 scored in batches, one batch per window length.
