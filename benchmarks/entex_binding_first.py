@@ -36,6 +36,8 @@ def main(argv=None):
     ap.add_argument("--profile", default="default")
     ap.add_argument("--out", required=True)
     ap.add_argument("--n-jobs", type=int, default=2)
+    ap.add_argument("--binders", nargs="+", help="binding models (default: the chapter's)")
+    ap.add_argument("--binding-epochs", type=int, help="epochs of the transformer's binding head (default: the profile's)")
     a = ap.parse_args(argv)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -63,8 +65,10 @@ def main(argv=None):
         folds, lambda t, negatives: binding.entex_binding_set(
             t, corpus, negatives=negatives, max_positives=p5["entex_binding_max_positives"],
             random_state=p5["random_state"]),
-        checkpoint=ckpt, candidate=cand, train_config=dataclasses.replace(cfg, epochs=p5["binding_epochs"]),
-        binders=p5["binders"], quick=p5["binding_quick"], seed=p5["random_state"], n_jobs=a.n_jobs, cache_dir=out / "binding")
+        checkpoint=ckpt, candidate=cand,
+        train_config=dataclasses.replace(cfg, epochs=a.binding_epochs or p5["binding_epochs"]),
+        binders=a.binders or p5["binders"], quick=p5["binding_quick"], seed=p5["random_state"], n_jobs=a.n_jobs,
+        cache_dir=out / "binding")
     times["binding first, all folds"] = time.perf_counter() - t0
     metrics = pd.concat([metrics, bf.metrics], ignore_index=True)
     scores = pd.concat([scores, bf.scores.drop(columns="effect")], ignore_index=True)
