@@ -1,4 +1,5 @@
 import hashlib
+import json
 
 import numpy as np
 import pysam
@@ -126,3 +127,33 @@ def test_slot_sets_element_spacing(tmp_path):
         assert ((off >= 200) & (off < 600)).all()
     with pytest.raises(ValueError, match="slot must be an integer >= 2500"):
         simulate.get_params("smoke", slot=2000)
+
+
+def test_command_line_random_state_makes_a_different_data_set(tmp_path, capsys):
+    """`allelic simulate --out DIR --random-state N` honours N (it used to be read only by --windows)."""
+    small = ["--preset", "smoke"]
+    for name, seed in (("a", "1"), ("b", "1"), ("c", "2")):
+        assert simulate.main([*small, "--out", str(tmp_path / name), "--random-state", seed]) == 0
+    manifest = {n: (tmp_path / n / "manifest.json").read_text() for n in "abc"}
+    assert manifest["a"] == manifest["b"] and manifest["a"] != manifest["c"]
+    assert json.loads(manifest["c"])["params"]["random_state"] == 2
+    fa = {n: (tmp_path / n / "genome.fa").read_bytes() for n in "abc"}
+    assert fa["a"] == fa["b"] and fa["a"] != fa["c"]
+
+
+def test_command_line_rejects_unknown_values(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        simulate.main(["--preset", "tiny", "--out", str(tmp_path / "x")])
+    assert e.value.code == 2 and "invalid choice: 'tiny'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        simulate.main(["--random-state", "one", "--out", str(tmp_path / "x")])
+    assert not (tmp_path / "x").exists()
+
+
+def test_refuses_to_overwrite_a_folder_that_is_not_a_data_set(tmp_path):
+    keep = tmp_path / "mine"
+    keep.mkdir()
+    (keep / "notes.txt").write_text("my own file\n")
+    with pytest.raises(FileExistsError, match="not a simulated data set"):
+        simulate.simulate("smoke", keep, chrom_length=30_000, donors=("D1",), tissues=("liver",), assays=("CTCF",))
+    assert (keep / "notes.txt").read_text() == "my own file\n"

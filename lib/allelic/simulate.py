@@ -212,7 +212,8 @@ def simulate(preset_or_params="smoke", out_dir=None, *, force: bool = False, pro
     """Write (or reuse) a simulated data set; returns a :class:`Simulation`.
 
     ``out_dir`` defaults to ``<data_dir>/<preset>-<parameter hash>`` (see :func:`allelic.config.data_dir`). An existing
-    folder whose ``manifest.json`` holds the same parameter hash is reused unless ``force``."""
+    folder whose ``manifest.json`` holds the same parameter hash is reused unless ``force``; one with another hash is
+    rewritten; a non-empty folder that is not a simulated data set raises FileExistsError (nothing is deleted)."""
     params = get_params(preset_or_params, **overrides)
     name = preset_or_params if isinstance(preset_or_params, str) else "custom"
     out = Path(out_dir) if out_dir else config.data_dir() / f"{name}-{params.key()}"
@@ -220,6 +221,9 @@ def simulate(preset_or_params="smoke", out_dir=None, *, force: bool = False, pro
     if not force and manifest.is_file() and json.loads(manifest.read_text()).get("key") == params.key():
         return Simulation(out, params)
     if out.exists():
+        if not manifest.is_file() and (out.is_file() or any(out.iterdir())):
+            raise FileExistsError(f"{out}: exists and is not a simulated data set (no manifest.json); "
+                                  f"choose a new or empty folder")
         shutil.rmtree(out)
     tmp = out.with_name(out.name + ".partial")
     if tmp.exists():
@@ -692,14 +696,15 @@ def _betabinom_draw(rng, n: int, q: float, rho: float) -> int:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m allelic.simulate", description="Write the simulated personal epigenome.")
-    ap.add_argument("--preset", default="smoke", help=f"one of {', '.join(PRESETS)}")
+    ap.add_argument("--preset", default="smoke", choices=list(PRESETS), help="parameter preset (default: smoke)")
     ap.add_argument("--out", help="output folder (default: data/simulated/<preset>-<hash>)")
     ap.add_argument("--force", action="store_true")
     ap.add_argument("--windows", type=int, metavar="N",
                     help="instead: write N labelled SNV windows with one planted motif (--motif) to --out (TSV)")
     ap.add_argument("--motif", default="MA0138.3", help="JASPAR id planted by --windows (default REST, MA0138.3)")
     ap.add_argument("--window", type=int, default=200, help="window length for --windows")
-    ap.add_argument("--random-state", type=int, default=0)
+    ap.add_argument("--random-state", type=int, default=0,
+                    help="seed of the data set (or of --windows): another value writes a different data set")
     a = ap.parse_args(argv)
     if a.windows:
         if not a.out:
@@ -708,7 +713,7 @@ def main(argv=None) -> int:
             a.out, sep="\t", index=False)
         print(a.out)
         return 0
-    sim = simulate(a.preset, a.out, force=a.force)
+    sim = simulate(a.preset, a.out, force=a.force, random_state=a.random_state)
     print(sim.root)
     return 0
 
