@@ -8,6 +8,7 @@ import scipy.stats as st
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 
+from allelic import stats as _stats
 from allelic.ledger import Ledger
 from allelic.stats import (
     EmpiricalFDR,
@@ -510,3 +511,52 @@ def test_fit_null_trimmed_maximises_the_truncated_likelihood_scipy_computes():
     for dp, dr in ((2e-3, 0), (-2e-3, 0), (0, 2e-3), (0, -2e-3), (2e-3, 2e-3), (-2e-3, -2e-3)):
         assert loglik(fit.p_null + dp, fit.rho + dr) < best, (dp, dr)
     assert abs(fit.p_null - 0.5) < 0.01 and abs(fit.rho - rho) < 0.01
+
+
+def test_summed_betabinom_test_against_enumeration():
+    """The summed reads' exact test: one replicate is betabinom_test; binomial replicates of one ratio are one
+    binomial (scipy); beta-binomial replicates of different ratios match brute-force enumeration of all outcomes."""
+    from scipy import stats as st
+
+    from allelic.pvalues import summed_betabinom_test
+
+    assert summed_betabinom_test([7], [20], 0.55, 0.04) == pytest.approx(
+        float(_stats.betabinom_test(7, 20, 0.55, 0.04)), rel=1e-12)
+    assert summed_betabinom_test([3, 9], [10, 14], 0.5, 0.0) == pytest.approx(
+        st.binomtest(12, 24, 0.5).pvalue, rel=1e-9)
+    k, n, p, rho = [2, 9, 4], [6, 12, 5], [0.5, 0.6, 0.45], [0.02, 0.1, 0.0]
+    pmfs = [st.betabinom.pmf(np.arange(m + 1), m, q * (1 - r) / r, (1 - q) * (1 - r) / r) if r else
+            st.binom.pmf(np.arange(m + 1), m, q) for m, q, r in zip(n, p, rho)]
+    joint = {}
+    for outcome in np.ndindex(*[m + 1 for m in n]):
+        t = sum(outcome)
+        joint[t] = joint.get(t, 0.0) + np.prod([f[o] for f, o in zip(pmfs, outcome)])
+    observed = joint[sum(k)]
+    expected = sum(v for v in joint.values() if v <= observed * (1 + 1e-7))
+    assert summed_betabinom_test(k, n, p, rho) == pytest.approx(expected, rel=1e-9)
+
+
+def test_combine_replicates_one_test_per_snv_and_bh():
+    from statsmodels.stats.multitest import multipletests
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(60):
+        reps = 1 + i % 3
+        for r in range(reps):
+            n = int(rng.integers(8, 40))
+            k = int(rng.binomial(n, 0.8 if i < 12 else 0.5))
+            rows.append(("D1", "liver", "CTCF", "chr1", 100 + i, "A", "G", k, n - k, str(r + 1)))
+    t = pd.DataFrame(rows, columns=["donor", "tissue", "assay", "chrom", "pos", "ref", "alt", "ref_count",
+                                    "alt_count", "replicate"])
+    res = _stats.test_imbalance(t, group_cols=("assay",), min_total=1, null="fixed", overdispersion=0.02)
+    comb = _stats.combine_replicates(res.table, fdr=0.1)
+    assert len(comb) == 60 and list(comb["n_replicates"]) == [1 + i % 3 for i in range(60)]
+    one = comb["n_replicates"] == 1
+    single = res.table.groupby("pos").filter(lambda g: len(g) == 1).set_index("pos")["p_betabinom"]
+    np.testing.assert_allclose(comb.loc[one, "pvalue"], single.loc[comb.loc[one, "pos"]].to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(comb["qvalue"], multipletests(comb["pvalue"], method="fdr_bh")[1], rtol=1e-10)
+    assert comb["total"].sum() == res.table["total"].sum()
+    assert (comb.loc[comb["as_call"], "preferred_allele"] == "ref").all()
+    assert comb.loc[comb["pos"] < 112, "as_call"].mean() > 0.7 and comb.loc[comb["pos"] >= 112, "as_call"].mean() < 0.1
+    assert comb.loc[comb["pos"] == 102, "replicates"].item() == "1,2,3"

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from . import cache, config
-from .counts import count_alleles, read_het_snvs
+from .counts import count_alleles
 from .ledger import Ledger
 
 LABEL_COLUMNS = ["chr", "pos", "ref_allele", "hap1_allele", "hap2_allele", "donor", "tissue", "assay",
@@ -136,41 +136,63 @@ def read_entex_windows(entex_dir=None, *, window: int = 200) -> pd.DataFrame:
                          "alleles": df["alleles"], "sequence": cut})
 
 
-def simulation_counts(sim, *, samples=None, ledger: Ledger | None = None, cache_dir=None, **count_kw) -> pd.DataFrame:
-    """Count every BAM of a :class:`allelic.simulate.Simulation` at its donor's het SNVs, in the counts schema.
+def sheet_counts(data, *, samples=None, ledger: Ledger | None = None, cache_dir=None, **count_kw) -> pd.DataFrame:
+    """Count every BAM/CRAM of a data set at its donor's het SNVs, in the counts schema (plus ``replicate``, ``unit``).
 
-    ``samples`` restricts to some sample names; ``count_kw`` go to :func:`allelic.counts.count_alleles`
-    (``min_base_quality``, ``min_mapping_quality``, ``n_jobs``, ...). SNVs the VCF parser or the counter removed are
-    appended to ``ledger``. ``cache_dir``: each sample's counts and ledger are kept in ``<cache_dir>/<sample>.tsv.gz``
-    and ``<sample>.ledger.tsv``, keyed by the BAM, the VCF and the counting settings (:mod:`allelic.cache`), and
-    read back instead of counted again; the workflow's ``count`` rule (one job per BAM) writes them."""
-    meta = sim.samples()
+    ``data``: a :class:`allelic.samplesheet.SampleSheet` (your own data, or the simulator's through
+    :func:`allelic.samplesheet.from_simulation`) or a :class:`allelic.simulate.Simulation`. ``samples`` restricts to
+    some sample names; ``count_kw`` go to :func:`allelic.counts.count_alleles` (``min_base_quality``,
+    ``min_mapping_quality``, ``n_jobs``, ...); each file is read under its own contig names and a CRAM against the
+    sheet's reference. SNVs the VCF reader, the reference check or the counter removed are appended to ``ledger``.
+    ``cache_dir``: each sample's counts and ledger are kept in ``<cache_dir>/<sample>.tsv.gz`` and
+    ``<sample>.ledger.tsv``, keyed by the file, the VCF and the counting settings (:mod:`allelic.cache`), and read
+    back instead of counted again; the workflow's ``count`` rule (one job per BAM) writes them."""
+    from . import samplesheet
+
+    if not isinstance(data, samplesheet.SampleSheet):
+        data = samplesheet.from_simulation(data)
+    meta = data.samples()
     if samples is not None:
         unknown = sorted(set(samples) - set(meta["sample"]))
         if unknown:
-            raise ValueError(f"unknown sample(s) {', '.join(unknown)} in {sim.root}")
+            raise ValueError(f"unknown sample(s) {', '.join(unknown)} in {data.path}")
         meta = meta[meta["sample"].isin(samples)]
-    het = {d: read_het_snvs(sim.vcf, d) for d in meta["donor"].unique()}
+    het = {d: data.het_snvs(d) for d in meta["donor"].unique()}
     bams = dict(zip(meta["sample"], meta["bam"]))
     variants = {s: het[d] for s, d in zip(meta["sample"], meta["donor"])}
-    if cache_dir is None:
+
+    def settings(s):
+        kw = dict(count_kw)
+        if data.contig_map(s):
+            kw["contig_map"] = data.contig_map(s)
+        if Path(bams[s]).suffix.lower() == ".cram":
+            kw["reference"] = data.reference
+        return kw
+
+    if cache_dir is None and all(settings(s) == count_kw for s in bams):  # one call: processes shared by all files
         res = count_alleles(bams, variants, **count_kw)
         parts, count_ledger = [res.table], res.ledger
     else:
         parts, count_ledger = [], Ledger()
         for s in meta["sample"]:
-            t, lg = count_sample(bams[s], variants[s], sample=s, vcf=sim.vcf, cache_dir=cache_dir, **count_kw)
+            t, lg = count_sample(bams[s], variants[s], sample=s, vcf=data.vcf, cache_dir=cache_dir, **settings(s))
             parts.append(t)
             count_ledger.merge(lg)
     if ledger is not None:
         for v in het.values():
             ledger.merge(v.ledger)
         ledger.merge(count_ledger)
-    t = pd.concat(parts, ignore_index=True).merge(meta[["sample", "donor", "tissue", "assay"]], on="sample", how="left")
+    t = pd.concat(parts, ignore_index=True).merge(meta[["sample", "donor", "tissue", "assay", "replicate", "unit"]],
+                                                   on="sample", how="left")
     haps = pd.concat([v.table[["chrom", "pos", "hap1_allele", "hap2_allele"]].assign(donor=d) for d, v in het.items()])
     t = t.drop(columns=[c for c in ("hap1_allele", "hap2_allele") if c in t]).merge(haps, on=["donor", "chrom", "pos"], how="left")
     extra = [c for c in t.columns if c not in COUNT_COLUMNS]
     return t[[c for c in COUNT_COLUMNS if c in t.columns] + extra]
+
+
+def simulation_counts(sim, **kw) -> pd.DataFrame:
+    """:func:`sheet_counts` of a :class:`allelic.simulate.Simulation`."""
+    return sheet_counts(sim, **kw)
 
 
 #: bumped when counting changes what it returns for the same BAM, VCF and settings (cache key)
@@ -181,7 +203,11 @@ _NOT_IN_COUNT_KEY = ("n_jobs", "progress")
 def count_sample(bam, variants, *, sample: str, vcf, cache_dir, **count_kw) -> tuple[pd.DataFrame, Ledger]:
     """One BAM counted at its donor's SNVs (:func:`allelic.counts.count_alleles`), through the cache
     ``<cache_dir>/<sample>.tsv.gz`` (+ ``<sample>.ledger.tsv``) keyed by the BAM and VCF (name, size, time),
-    ``sample`` and the counting settings. Returns the count table and the counter's ledger."""
+    ``sample`` and the counting settings (``cache_dir=None``: counted, nothing kept). Returns the count table and the
+    counter's ledger."""
+    if cache_dir is None:
+        res = count_alleles({sample: bam}, {sample: variants}, **count_kw)
+        return res.table, res.ledger
     k = cache.key("counts", COUNT_FORMAT, sample, cache.file_stamp(bam), cache.file_stamp(vcf),
                   {a: v for a, v in count_kw.items() if a not in _NOT_IN_COUNT_KEY})
     d = Path(cache_dir)

@@ -340,6 +340,25 @@ def betabinom_test(k, n, p=0.5, rho=0.0) -> np.ndarray:
     return out.reshape(shape)
 
 
+def summed_betabinom_test(k, n, p, rho) -> float:
+    """Exact two-sided test of the summed reference reads ``T = sum(k)`` of independent replicates, replicate ``i``
+    beta-binomial(``n[i]``, mean ``p[i]``, over-dispersion ``rho[i]``; binomial where ``rho[i] = 0``) under the null.
+
+    ``T``'s null pmf is the convolution of the replicates' pmfs; the p-value sums the terms no more likely than
+    ``T`` (the rule of :func:`betabinom_test`, so one replicate gives exactly its p-value). Used by
+    :func:`allelic.stats.combine_replicates`."""
+    from scipy import stats as st
+
+    k, n = np.atleast_1d(np.asarray(k, np.int64)), np.atleast_1d(np.asarray(n, np.int64))
+    p, rho = np.broadcast_to(p, k.shape).astype(float), np.broadcast_to(rho, k.shape).astype(float)
+    pmf = np.ones(1)
+    for ki, ni, pi, ri in zip(k, n, p, rho):
+        j = np.arange(ni + 1)
+        pmf = np.convolve(pmf, st.binom.pmf(j, ni, pi) if ri <= 0 else st.betabinom.pmf(j, ni, *_rho_to_ab(pi, ri)))
+    t = int(k.sum())
+    return float(min(1.0, pmf[pmf <= pmf[t] * _RERR].sum()))
+
+
 def _rho_to_ab(p, rho):
     """Beta parameters ``(alpha, beta)`` of mean ``p`` and over-dispersion ``rho > 0``."""
     s = (1.0 - rho) / rho

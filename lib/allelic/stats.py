@@ -44,9 +44,10 @@ from .fdr import EmpiricalFDR, bh_fdr, empirical_fdr_threshold
 from .ledger import Ledger
 from .nullfit import DosageNull, NullFit, estimate_null_ratio, fit_betabinom_rho, fit_dosage_null, fit_null_trimmed
 from .pvalues import (_check_param, _first_bad, allelic_ratio_ci, betabinom_test, binomial_test,
-                      dosage_test)
+                      dosage_test, summed_betabinom_test)
 
 __all__ = [
+    "combine_replicates",
     "format_pvalue",
     "dosage_test",
     "fit_dosage_null",
@@ -343,6 +344,62 @@ def test_imbalance(table, *, ref_col="ref_count", alt_col="alt_count", group_col
 
 
 test_imbalance.__test__ = False  # a library function, not a pytest test
+
+
+#: one test unit: a SNV in one donor x tissue x assay (its replicates are combined)
+UNIT_COLUMNS = ("donor", "tissue", "assay", "chrom", "pos")
+
+
+def combine_replicates(table: pd.DataFrame, *, by=UNIT_COLUMNS, fdr: float = 0.1, fdr_by=None) -> pd.DataFrame:
+    """One exact test per SNV over its replicates, from :func:`test_imbalance`'s rows (one per replicate, with
+    ``p_null`` and ``rho`` of the replicate's group).
+
+    The statistic is the SNV's summed reference reads; under the null each replicate is an independent
+    beta-binomial with its own null ratio and over-dispersion, so the summed reads' pmf is their convolution
+    (:func:`allelic.pvalues.summed_betabinom_test`) -- the combination :func:`allelic.dosage.combine_samples` makes
+    for a diploid genome, more powerful than calling each replicate alone. With one replicate the p-value is that
+    replicate's ``p_betabinom``. Benjamini-Hochberg over the SNVs (within each ``fdr_by`` group if given), calls at
+    ``fdr``.
+
+    Returns one row per ``by``: ``ref``, ``alt``, ``hap1_allele``, ``hap2_allele`` (when present),
+    ``n_replicates``, ``replicates`` (their labels, or sample names), ``n_as_replicates`` (replicates called AS on
+    their own, ``as_betabinom``), ``ref_count``, ``alt_count``, ``total``, ``ratio``, ``p_null`` (the expected
+    reference ratio of the sum), ``pvalue``, ``qvalue``, ``as_call``, ``preferred_allele`` (``ref``/``alt`` when
+    AS, else ``""``)."""
+    by = list(by)
+    need = [*by, "ref", "alt", "ref_count", "alt_count", "p_null", "rho", "p_betabinom"]
+    missing = [c for c in need if c not in table.columns]
+    if missing:
+        raise ValueError(f"combine_replicates: missing column(s) {', '.join(missing)} (expected test_imbalance's rows)")
+    t = table.sort_values(by, kind="stable").reset_index(drop=True)
+    keys = t[by].astype(str).agg("\t".join, axis=1).to_numpy()
+    first = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(t) else np.zeros(0, np.int64)
+    ends = np.r_[first[1:], len(t)].astype(np.int64)
+    k, a = t["ref_count"].to_numpy(np.int64), t["alt_count"].to_numpy(np.int64)
+    n, p0, rho = k + a, t["p_null"].to_numpy(float), t["rho"].to_numpy(float)
+    pv = t["p_betabinom"].to_numpy(float)[first].copy()
+    for j in np.flatnonzero(ends - first > 1):
+        sl = slice(first[j], ends[j])
+        pv[j] = summed_betabinom_test(k[sl], n[sl], p0[sl], rho[sl])
+    res = t.iloc[first][[*by, "ref", "alt", *[c for c in ("hap1_allele", "hap2_allele") if c in t]]].reset_index(drop=True)
+    label = t["replicate"] if "replicate" in t else t["sample"] if "sample" in t else pd.Series([""] * len(t))
+    res["n_replicates"] = ends - first
+    res["replicates"] = [",".join(map(str, label.iloc[s:e])) for s, e in zip(first, ends)]
+    calls = t["as_betabinom"].to_numpy(bool) if "as_betabinom" in t else np.zeros(len(t), bool)
+    res["n_as_replicates"] = np.add.reduceat(calls.astype(int), first) if len(t) else []
+    res["ref_count"] = np.add.reduceat(k, first) if len(t) else []
+    res["alt_count"] = np.add.reduceat(a, first) if len(t) else []
+    res["total"] = res["ref_count"] + res["alt_count"]
+    res["ratio"] = res["ref_count"] / res["total"].clip(lower=1)
+    res["p_null"] = (np.add.reduceat(n * p0, first) / res["total"].clip(lower=1)) if len(t) else []
+    res["pvalue"] = pv
+    if fdr_by:
+        res["qvalue"] = res.groupby(list(fdr_by), sort=False)["pvalue"].transform(lambda x: bh_fdr(x.to_numpy()))
+    else:
+        res["qvalue"] = bh_fdr(pv)
+    res["as_call"] = res["qvalue"] <= fdr
+    res["preferred_allele"] = np.where(res["as_call"], np.where(res["ratio"] >= res["p_null"], "ref", "alt"), "")
+    return res
 
 
 def format_pvalue(p, digits: int = 2, *, relation: bool = False) -> str:
