@@ -9,11 +9,11 @@ LAYERS = {
     "foundation": "config cache ledger progress provenance labels reference",
     "statistics": "stats pvalues nullfit fdr dosage evaluate",
     "sequence": "motifs pwm profiles tokenize",
-    "inputs": "simulate variants counts bamscan io",
+    "inputs": "simulate samplesheet variants counts bamscan io catalogue",
     "examples": "datasets windows splits corpus binding",
     "models": "dnabert2 checkpoints model_size models train distributed pretrain language_model finetune predict",
     "comparisons": "baselines comparison binding_first attention denovo kmer_enrichment motif_assembly meme tissues describe",
-    "presentation": "explain pl figures run steps cli",
+    "presentation": "explain pl figures run as_calls steps cli",
 }
 RANK = {m: i for i, mods in enumerate(LAYERS.values()) for m in mods.split()}
 MAX_LINES = 800

@@ -16,8 +16,10 @@ sequence
     scorer), :mod:`~allelic.profiles` (motif hits along windows), :mod:`~allelic.tokenize`
 inputs
     :mod:`~allelic.simulate` (a personal epigenome with ground truth: the book's embedded default),
-    :mod:`~allelic.variants` (heterozygous SNVs and ``AD`` from VCFs), :mod:`~allelic.counts` (reads per allele
-    from BAMs) with its engine :mod:`~allelic.bamscan`, :mod:`~allelic.io` (EN-TEx tables, the simulator's counts)
+    :mod:`~allelic.samplesheet` (your own BAM/CRAM, phased VCF and FASTA, checked), :mod:`~allelic.variants`
+    (heterozygous SNVs and ``AD`` from VCFs), :mod:`~allelic.counts` (reads per allele from BAMs) with its engine
+    :mod:`~allelic.bamscan`, :mod:`~allelic.io` (EN-TEx tables, a data set's counts), :mod:`~allelic.catalogue` (the
+    AS catalogue as a VCF)
 examples
     :mod:`~allelic.datasets` (examples from calls), :mod:`~allelic.windows`, :mod:`~allelic.splits` (leak-free),
     :mod:`~allelic.corpus` (pretraining windows and their leak guard), :mod:`~allelic.binding` (bound sequences against
@@ -35,7 +37,8 @@ comparisons
     :mod:`~allelic.describe`
 presentation and running
     :mod:`~allelic.explain` (``allelic motifs``), :mod:`~allelic.pl` (plots of computed results),
-    :mod:`~allelic.figures`, :mod:`~allelic.run` (papermill), :mod:`~allelic.steps` (the workflow's steps),
+    :mod:`~allelic.figures`, :mod:`~allelic.run` (papermill), :mod:`~allelic.as_calls` (``allelic count`` and
+    ``allelic test``), :mod:`~allelic.steps` (the workflow's steps),
     :mod:`~allelic.cli`
 """
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
     allelic run --profile smoke            # execute the chapters (python -m allelic.run)
     allelic simulate --preset default      # write a simulated personal epigenome
+    allelic count --samples S.tsv --vcf V.vcf.gz --reference G.fa --out counts/   # your own BAMs/CRAMs
+    allelic test --counts counts/ --out as_catalogue.tsv   # AS calls: TSV + bgzipped, indexed VCF
     allelic figures                        # redraw figures from saved results
     allelic predict --model DIR --windows FILE.tsv   # score SNVs with a fine-tuned model
     allelic pretrain --corpus DIR --preset cpu       # MLM-pretrain on a corpus of unlabelled DNA
@@ -16,6 +18,8 @@ import sys
 COMMANDS = {
     "run": ("allelic.run", "execute the book's chapters with papermill"),
     "simulate": ("allelic.simulate", "write a simulated personal epigenome"),
+    "count": ("allelic.as_calls:count_main", "count reads per allele in every BAM/CRAM of a sample sheet"),
+    "test": ("allelic.as_calls:test_main", "test counted SNVs for allelic imbalance; the AS catalogue as TSV and VCF"),
     "figures": ("allelic.figures", "redraw the figures from saved results"),
     "predict": ("allelic.predict", "score SNV windows (TSV, or VCF + FASTA) with a fine-tuned model"),
     "pretrain": ("allelic.pretrain", "MLM-pretrain the DNABERT-2 architecture on a corpus of unlabelled DNA"),
@@ -37,7 +41,8 @@ def main(argv=None) -> int:
             print(f"\nerror: unknown command {argv[0]!r}", file=sys.stderr)
             return 2
         return 0
-    return importlib.import_module(COMMANDS[argv[0]][0]).main(argv[1:])
+    module, _, func = COMMANDS[argv[0]][0].partition(":")
+    return getattr(importlib.import_module(module), func or "main")(argv[1:])
 
 
 if __name__ == "__main__":
