@@ -123,6 +123,18 @@ def simulate(outdir: Path, length: int, n_snvs: int, n_reads: int, frip: float, 
     with open(outdir / "sites.bed", "w") as fh:
         fh.writelines(f"chrS\t{p - 1}\t{p}\n" for p in sites["pos"])
     sites.to_csv(outdir / "sites.tsv", sep="\t", index=False)
+    with open(outdir / "genome.fa", "w") as fh:
+        fh.write(">chrS\n" + genome.tobytes().decode() + "\n")
+    pysam.faidx(str(outdir / "genome.fa"))
+    with open(outdir / "phased.vcf", "w") as fh:
+        fh.write(f"##fileformat=VCFv4.2\n##contig=<ID=chrS,length={length}>\n"
+                 '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">\n'
+                 "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tS1\n")
+        fh.writelines(f"chrS\t{p}\t.\t{r}\t{a}\t.\tPASS\t.\tGT\t{'1|0' if h else '0|1'}\n"
+                      for p, r, a, h in zip(sites["pos"], sites["ref"], sites["alt"], on1))
+    pysam.tabix_compress(str(outdir / "phased.vcf"), str(outdir / "phased.vcf.gz"), force=True)
+    pysam.tabix_index(str(outdir / "phased.vcf.gz"), preset="vcf", force=True)
+    (outdir / "samples.tsv").write_text("sample\tdonor\ttissue\tassay\tbam\nsim\tS1\tcell\tChIP\tsim.bam\n")
     return sites
 
 
@@ -262,7 +274,7 @@ def run(scenario: str, workdir: Path, repeat: int, n_reads: int | None, engines:
         cfg["n_reads"] = n_reads
     d = workdir / f"{scenario}_{cfg['n_reads']}"
     t0 = time.perf_counter()
-    if (d / "sites.tsv").exists() and (d / "sim.bam.bai").exists():
+    if (d / "sites.tsv").exists() and (d / "sim.bam.bai").exists() and (d / "phased.vcf.gz.tbi").exists():
         sites = pd.read_csv(d / "sites.tsv", sep="\t")
         sim = "simulated BAM reused from --workdir"
     else:
@@ -294,6 +306,26 @@ def run(scenario: str, workdir: Path, repeat: int, n_reads: int | None, engines:
         rows.append((f"allelic.count_alleles n_jobs={n_jobs}", t,
                      f"count_alleles({{'sim': bam}}, sites, min_base_quality=13, min_mapping_quality=10, n_jobs={n_jobs})",
                      "identical"))
+    # your own data's path: `allelic count` = the sheet checked, the donor's SNVs read from the VCF and checked against
+    # the FASTA, then the same counting, each run into a fresh folder (no cache)
+    from allelic import as_calls, samplesheet
+
+    runs = iter(range(10 ** 6))
+
+    def sheet_path(n_jobs):
+        data = samplesheet.load(d / "samples.tsv", d / "phased.vcf.gz", d / "genome.fa")
+        out = d / "sheet_runs" / str(next(runs))
+        as_calls.count(data, out, n_jobs=n_jobs, progress=False, min_base_quality=13, min_mapping_quality=10,
+                       max_other_fraction=None)
+        return pd.read_csv(out / "sim.tsv.gz", sep="\t")
+
+    for n_jobs in (1, 2):
+        t, res = best_of(lambda: sheet_path(n_jobs), repeat)
+        compare(res, ref_table, f"allelic count (sample sheet) n_jobs={n_jobs} vs samtools")
+        rows.append((f"allelic count, sample sheet + VCF + FASTA, n_jobs={n_jobs}", t,
+                     f"allelic count --samples samples.tsv --vcf phased.vcf.gz --reference genome.fa --out DIR "
+                     f"--jobs {n_jobs}", "identical"))
+    shutil.rmtree(d / "sheet_runs", ignore_errors=True)
     if engines:
         t, res = best_of(lambda: ca(1, "pysam"), repeat)
         compare(res.table, ref_table, "count_alleles pysam engine vs samtools")

@@ -130,6 +130,33 @@ def test_slurm_dry_run_lists_the_expected_jobs(tmp_path, monkeypatch):
         assert f"slurm_partition={'gpu' if gpu else 'cpu'}" in res.group(1), job
 
 
+def test_dry_run_on_a_sample_sheet_lists_one_count_job_per_file(small_sim, tmp_path, monkeypatch):
+    """Your own data: `--config samples= vcf= reference=` plans one count job per row of the sheet (replicates
+    included, named as the sheet names them), one test job per assay of the sheet, and no simulation."""
+    _simulator_only(monkeypatch)
+    sheet = pd.read_csv(small_sim.root / "samples.tsv", sep="\t")
+    sheet = sheet[sheet["assay"].isin(["CTCF", "RNA"])]
+    (tmp_path / "own").mkdir()
+    rep2 = sheet.assign(sample=sheet["sample"] + ".rep-2", replicate=2)
+    for name, bam in zip(rep2["sample"], rep2["bam"]):
+        for ext in ("", ".bai"):
+            (tmp_path / "own" / f"{name}.bam{ext}").symlink_to(small_sim.root / f"{bam}{ext}")
+    rows = pd.concat([sheet.assign(bam=[str(small_sim.root / b) for b in sheet["bam"]], replicate=1),
+                      rep2.assign(bam=[f"{n}.bam" for n in rep2["sample"]])])[["sample", "donor", "tissue", "assay",
+                                                                                 "bam", "replicate"]]
+    rows.to_csv(tmp_path / "own" / "samples.tsv", sep="\t", index=False)
+    r = _snakemake(tmp_path, "slurm", f"samples={tmp_path / 'own' / 'samples.tsv'}", f"vcf={small_sim.vcf}",
+                   f"reference={small_sim.fasta}", "-n")  # config items first: they follow --config
+    jobs = _job_stats(r.stdout + r.stderr)
+    assert jobs["count"] == len(rows) == 16 and jobs["test"] == 2 and "simulate" not in jobs
+    assert jobs["finetune"] == 2 * config.chapter_parameters("smoke", "05")["n_folds"]
+    assert "D1_liver_RNA.rep-2" in r.stdout + r.stderr
+    bad = subprocess.run([str(SNAKEMAKE), "-s", "workflow/Snakefile", "-n", "--config", "profile=smoke",
+                          f"samples={tmp_path / 'own' / 'samples.tsv'}"], cwd=ROOT, env=_env(tmp_path),
+                         capture_output=True, text=True, timeout=600)
+    assert bad.returncode != 0 and "needs samples=, vcf= and reference= together" in bad.stdout + bad.stderr
+
+
 def _book_without_step_outputs(book: Path, tmp: Path) -> None:
     """A copy of a rendered smoke book's folders in ``tmp`` with every step's output and cache removed: what the
     chapters produced stays, what the workflow's steps produce must be computed again."""

@@ -620,7 +620,8 @@ def _chrom_splits(t: pd.DataFrame) -> dict:
 def simulation_binding_set(sim, examples, *, assay: str = "CTCF", window: int = 200, negatives: str = "genomic",
                            max_positives: int | None = None, neg_ratio: float = 1.0, max_n_frac: float = 0.1,
                            n_bins: int = 20, random_state=0, k: int = 32) -> BindingSet:
-    """A binding set of the simulator (:class:`allelic.simulate.Simulation`) for one split of its examples.
+    """A binding set of the book's data (a :class:`allelic.samplesheet.SampleSheet` with peaks: the simulator's, or
+    your own; or an :class:`allelic.simulate.Simulation`) for one split of its examples.
 
     Positives: ``window``-bp windows of ``sim.fasta`` centred on the merged peaks of every sample of ``assay`` (the
     ``peaks`` BED of ``sim.samples()``), on chromosomes whose examples are all train/val (split: val when any of the
@@ -629,7 +630,10 @@ def simulation_binding_set(sim, examples, *, assay: str = "CTCF", window: int = 
     of the same chromosomes (tiles from a seeded random offset) overlapping no peak of any assay (else
     ``overlaps_peak``), GC-matched to the positives of their split; ``"shuffled"``: a dinucleotide shuffle of each
     positive. The k-mer leak guard against the test windows applies as in :func:`entex_binding_set`."""
+    from .samplesheet import SampleSheet, from_simulation
+
     _check(window, negatives, k, 0.0, max_positives)
+    sim = sim if isinstance(sim, SampleSheet) else from_simulation(sim)
     t = _example_table(examples)
     splits = _chrom_splits(t)
     samples = sim.samples()
@@ -672,7 +676,7 @@ def simulation_binding_set(sim, examples, *, assay: str = "CTCF", window: int = 
     pos = pd.DataFrame(pos_rows, columns=cols)
     context = pos["sequence"].str.upper().tolist()
     pos = b.positives(pos, max_positives)
-    params = {"kind": "simulation", "simulation": str(sim.root), "simulation_key": sim.params.key(), "assay": assay,
+    params = {"kind": "simulation", "simulation": str(sim.root), "data_key": sim.key(), "assay": assay,
               "max_positives": max_positives, "examples": _examples_digest(t), "chroms": splits}
     return b.finish(pos, pd.DataFrame(cand_rows, columns=cols), negatives, context, neg_ratio, params)
 

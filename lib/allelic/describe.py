@@ -28,3 +28,27 @@ def het_snv_counts(variants: dict) -> pd.DataFrame:
     """``{donor: table of het SNVs}`` -> one row per donor: ``n_het_snvs`` and ``n_phased``."""
     rows = [(d, len(v), int(v["phased"].sum()) if "phased" in v else np.nan) for d, v in variants.items()]
     return pd.DataFrame(rows, columns=["donor", "n_het_snvs", "n_phased"])
+
+
+#: what a number that needs the simulator's planted truth reads on your own data
+NO_TRUTH = "not known (your own data have no planted truth)"
+
+
+def truth_text(value, spec: str, truth) -> str:
+    """``value`` formatted with ``spec`` when the data set has a planted truth (``truth`` not None), else
+    :data:`NO_TRUTH`: the glued text of numbers that only the simulator can give."""
+    return NO_TRUTH if truth is None else format(value() if callable(value) else value, spec)
+
+
+def data_set(data) -> pd.DataFrame:
+    """What a chapter runs on (a :class:`allelic.samplesheet.SampleSheet`): the sheet, VCF, reference, samples and
+    what was mapped automatically, as a two-column table."""
+    from . import config
+
+    rows = {"data": data.label, "sample sheet": config.shown(data.path), "VCF": config.shown(data.vcf),
+            "reference": config.shown(data.reference), "samples": len(data.table),
+            "donors": ", ".join(data.donors), "assays": ", ".join(data.assays),
+            "replicated units": int((data.table.groupby("unit").size() > 1).sum()),
+            "planted truth": "yes (simulator)" if data.has_truth else "no: sections that need it are skipped"}
+    rows.update({f"note {i + 1}": n for i, n in enumerate(data.notes)})
+    return pd.Series(rows, name="value").to_frame()

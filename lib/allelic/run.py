@@ -55,13 +55,20 @@ def _notebook_code_hash(path: Path) -> str:
 
 
 def _inputs_stamp() -> dict:
-    """Real-data inputs a chapter may read (a folder's files, or one file): name plus size and mtime of each."""
+    """Real-data inputs a chapter may read (a folder's files, or one file; your own data's sheet, VCF, reference and
+    the alignments the sheet names): name plus size and mtime of each."""
     stamp = {}
-    for env in ("ALLELIC_ENTEX_DIR", "ALLELIC_HEK293_DIR", "ALLELIC_PRETRAIN_CORPUS", "ALLELIC_TOKENIZER_DIR"):
+    for env in ("ALLELIC_ENTEX_DIR", "ALLELIC_HEK293_DIR", "ALLELIC_PRETRAIN_CORPUS", "ALLELIC_TOKENIZER_DIR",
+                "ALLELIC_SAMPLES", "ALLELIC_VCF", "ALLELIC_REFERENCE", "ALLELIC_CONTIG_MAP"):
         d = os.environ.get(env)
         files = sorted(Path(d).iterdir()) if d and Path(d).is_dir() else [Path(d)] if d and Path(d).is_file() else []
         if files:
             stamp[env] = {p.name: [p.stat().st_size, int(p.stat().st_mtime)] for p in files if p.is_file()}
+    if os.environ.get("ALLELIC_SAMPLES"):  # your own data: the alignments the sheet names, too
+        from .samplesheet import read_sheet
+
+        stamp["alignments"] = {b: [Path(b).stat().st_size, int(Path(b).stat().st_mtime)] if Path(b).is_file() else None
+                               for b in read_sheet(os.environ["ALLELIC_SAMPLES"])["bam"]}
     return stamp
 
 

@@ -150,6 +150,15 @@ class SampleSheet:
         """FASTA contig -> contig of this sample's BAM/CRAM, where they differ (``count_alleles(contig_map=)``)."""
         return dict(self.bam_contigs.get(sample, {}))
 
+    def key(self) -> str:
+        """What identifies this data set in a cache key: its rows, and the name, size and time of the VCF, the
+        reference and every peaks file."""
+        from . import cache
+
+        peaks = [cache.file_stamp(p) for p in self.table["peaks"] if p]
+        return cache.key("samplesheet", cache.table_digest(self.table), cache.file_stamp(self.vcf),
+                         cache.file_stamp(self.reference), peaks)
+
     def summary(self) -> pd.DataFrame:
         """Samples and replicates per donor and assay."""
         return self.table.groupby(["donor", "assay"]).size().unstack(fill_value=0)
@@ -330,12 +339,13 @@ def _vcf_contigs(vcf: Path) -> tuple[list[str], dict, list[str]]:
     return with_records, lengths, samples
 
 
-def load(samples, vcf, reference, *, contig_map=None, truth=None, label: str = "sample sheet") -> SampleSheet:
+def load(samples, vcf, reference, *, contig_map=None, truth=None, label: str = "sample sheet",
+         only=None) -> SampleSheet:
     """Read and check a data set (module docstring); returns a :class:`SampleSheet`.
 
     ``contig_map``: a dict or a map file (:func:`read_contig_map`) for names no rule maps; ``truth``: the
-    simulator's ``truth.tsv.gz`` (never set for your own data). Reads only file headers and indexes: seconds for
-    thousands of BAMs. Raises :class:`SampleSheetError`/FileNotFoundError naming the line, sample and file."""
+    simulator's ``truth.tsv.gz`` (never set for your own data); ``only``: check the files of these samples only (a
+    workflow job that counts one of them). Reads only file headers and indexes: seconds for thousands of BAMs. Raises :class:`SampleSheetError`/FileNotFoundError naming the line, sample and file."""
     sheet_path = Path(samples).expanduser().resolve()
     table = read_sheet(sheet_path)
     vcf, reference = Path(vcf).expanduser().resolve(), Path(reference).expanduser().resolve()
@@ -380,7 +390,12 @@ def load(samples, vcf, reference, *, contig_map=None, truth=None, label: str = "
 
     # alignments: present, indexed, contigs and lengths agreeing with the reference
     bam_maps, renamed = {}, {}
+    unknown = sorted(set(only or ()) - set(table["sample"]))
+    if unknown:
+        raise SampleSheetError(f"{sheet_path}: no sample {', '.join(map(repr, unknown))}")
     for i, row in table.iterrows():
+        if only is not None and row["sample"] not in only:
+            continue
         where, bam = _where(sheet_path, i, row["sample"]), Path(row["bam"])
         if not bam.is_file():
             raise SampleSheetError(f"{where}: alignment file {bam} does not exist")
@@ -427,9 +442,10 @@ def _shown_map(m: dict) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 # where the book's data come from
 # ---------------------------------------------------------------------------------------------------------------
-def from_env() -> SampleSheet | None:
+def from_env(only=None) -> SampleSheet | None:
     """The data set named by ``ALLELIC_SAMPLES``, ``ALLELIC_VCF`` and ``ALLELIC_REFERENCE`` (and optionally
-    ``ALLELIC_CONTIG_MAP``), checked; ``None`` when none of the three is set. Some but not all set is an error."""
+    ``ALLELIC_CONTIG_MAP``), checked (``only``: see :func:`load`); ``None`` when none of the three is set. Some but
+    not all set is an error."""
     vals = {k: os.environ.get(v) or None for k, v in ENV.items()}
     if not any(vals.values()):
         return None
@@ -438,7 +454,7 @@ def from_env() -> SampleSheet | None:
         raise SampleSheetError(f"{', '.join(unset)} not set: your own data need all three of "
                                f"{', '.join(ENV.values())} (the sample sheet, the phased VCF, the reference FASTA)")
     return load(vals["samples"], vals["vcf"], vals["reference"], contig_map=os.environ.get(CONTIG_MAP_ENV) or None,
-                label="your data")
+                label="your data", only=only)
 
 
 def from_simulation(sim) -> SampleSheet:
@@ -446,10 +462,10 @@ def from_simulation(sim) -> SampleSheet:
     return load(sim.root / "samples.tsv", sim.vcf, sim.fasta, truth=sim.root / "truth.tsv.gz", label="simulator")
 
 
-def book_data(simulation="smoke", random_state: int = 0) -> SampleSheet:
+def book_data(simulation="smoke", random_state: int = 0, *, only=None) -> SampleSheet:
     """The data the chapters run on: your own (:func:`from_env`) when ``ALLELIC_SAMPLES`` is set, else the
-    simulator's data set of this preset and seed."""
-    own = from_env()
+    simulator's data set of this preset and seed (``only``: see :func:`load`)."""
+    own = from_env(only)
     if own is not None:
         return own
     from . import simulate

@@ -15,7 +15,7 @@ step's result instead of computing it again:
 =========  ================================================  ===============================================
 step       writes                                            read back by
 =========  ================================================  ===============================================
-count      ``results/01/counts/<sample>.tsv.gz``             chapter 01 (:func:`allelic.io.simulation_counts`)
+count      ``results/01/counts/<sample>.tsv.gz``             chapter 01 (:func:`allelic.io.sheet_counts`)
 test       ``results/02/assays/<assay>.tsv.gz``              the per-assay call tables (BH within the assay)
 pretrain   ``<data_dir>/models/pretrained-<key>/``,          chapter 04 (:func:`allelic.language_model.
            ``results/04/pretrained-<data>.json``             pretrained_checkpoint`)
@@ -23,7 +23,9 @@ finetune   ``results/05/tasks/<data>/transformer-...``       chapter 05 (:func:`
 baselines  ``results/05/tasks/<data>/baselines-...``         transformer_vs_baselines`)
 =========  ================================================  ===============================================
 
-Paths follow :mod:`allelic.config` (``ALLELIC_RESULTS_DIR``, ``ALLELIC_DATA_DIR``, ...), as the chapters' do.
+Paths follow :mod:`allelic.config` (``ALLELIC_RESULTS_DIR``, ``ALLELIC_DATA_DIR``, ...), as the chapters' do; with
+``ALLELIC_SAMPLES``, ``ALLELIC_VCF`` and ``ALLELIC_REFERENCE`` set the steps count and test your own data
+(:mod:`allelic.samplesheet`), as the chapters do.
 """
 from __future__ import annotations
 
@@ -40,39 +42,51 @@ from . import config
 STEPS = ("plan", "count", "test", "pretrain", "finetune", "baselines")
 
 
-def _simulation(params: dict):
-    from . import simulate
+def _data(params: dict, only=None):
+    """The chapters' data: your own (``ALLELIC_SAMPLES``, ...) or the simulator's."""
+    from . import samplesheet
 
-    return simulate.simulate(params["simulation"], random_state=params["random_state"])
+    return samplesheet.book_data(params["simulation"], params["random_state"], only=only)
 
 
 def plan(profile: str) -> dict:
-    """The jobs of ``profile``: ``samples`` (one count job each), ``assays`` (one test job each), ``data`` (one
-    pretraining job each: ``simulator``, and ``entex`` when ``$ALLELIC_ENTEX_DIR`` is set), ``tasks`` (one
-    fine-tuning and one baselines job each: ``data, assay, fold, seed``) and ``chapters`` (``NN_name``, in order),
-    without simulating or reading anything large."""
-    from . import run, simulate
+    """The jobs of ``profile``: ``samples`` (one count job each; ``sample_assay``, ``bams``), ``assays`` (one test
+    job each), ``data`` (one pretraining job each: ``simulator`` -- the book's data, the simulator's or your own
+    sample sheet's -- and ``entex`` when ``$ALLELIC_ENTEX_DIR`` is set), ``tasks`` (one fine-tuning and one baselines
+    job each: ``data, assay, fold, seed``) and ``chapters`` (``NN_name``, in order), without simulating, checking or
+    reading anything large (a sample sheet is read, its files are checked by the jobs)."""
+    import os
+
+    from . import run, samplesheet, simulate
 
     p1, p5 = config.chapter_parameters(profile, "01"), config.chapter_parameters(profile, "05")
-    sp = simulate.get_params(p1["simulation"], random_state=p1["random_state"])
+    if os.environ.get(samplesheet.ENV["samples"]):
+        sheet = samplesheet.read_sheet(os.environ[samplesheet.ENV["samples"]])
+        names, assays, bams = list(sheet["sample"]), list(dict.fromkeys(sheet["assay"])), list(sheet["bam"])
+        sample_assay = dict(zip(sheet["sample"], sheet["assay"]))
+    else:
+        sp = simulate.get_params(p1["simulation"], random_state=p1["random_state"])
+        names, assays, bams = sp.sample_names(), list(sp.assays), []
+        sample_assay = {f"{d}_{t}_{a}": a for d in sp.donors for t in sp.tissues for a in sp.assays}
     data = ["simulator"] + (["entex"] if config.entex_dir(p5["entex_dir"]) is not None else [])
     tasks = [{"data": "simulator", "assay": a, "fold": f, "seed": s}
-             for s in p5["seeds"] for f in range(p5["n_folds"]) for a in sp.assays]
+             for s in p5["seeds"] for f in range(p5["n_folds"]) for a in assays]
     if "entex" in data:  # chapter 05 fits EN-TEx CTCF with one seed, random_state
         tasks += [{"data": "entex", "assay": "CTCF", "fold": f, "seed": p5["random_state"]}
                   for f in range(p5["entex_folds"])]
-    return {"profile": profile, "samples": sp.sample_names(), "assays": list(sp.assays), "data": data,
-            "tasks": tasks, "chapters": [nb.stem for nb in run.chapters().values()]}
+    return {"profile": profile, "samples": names, "sample_assay": sample_assay, "bams": bams, "assays": assays,
+            "data": data, "tasks": tasks, "chapters": [nb.stem for nb in run.chapters().values()]}
 
 
 def count(profile: str, sample: str) -> Path:
-    """Count one simulated BAM with chapter 01's settings into ``results/01/counts/<sample>.tsv.gz``."""
+    """Count one BAM/CRAM of the book's data (yours or the simulator's) with chapter 01's settings into
+    ``results/01/counts/<sample>.tsv.gz``; only that sample's files are checked."""
     from . import io
 
     p = config.chapter_parameters(profile, "01")
     out = config.results_dir("01") / "counts"
-    io.simulation_counts(_simulation(p), samples=[sample], cache_dir=out, min_base_quality=p["min_base_quality"],
-                         min_mapping_quality=p["min_mapping_quality"])
+    io.sheet_counts(_data(p, only=[sample]), samples=[sample], cache_dir=out, min_base_quality=p["min_base_quality"],
+                    min_mapping_quality=p["min_mapping_quality"])
     return out / f"{sample}.tsv.gz"
 
 
@@ -82,12 +96,11 @@ def test(profile: str, assay: str) -> Path:
     from . import io, stats
 
     p1, p2 = config.chapter_parameters(profile, "01"), config.chapter_parameters(profile, "02")
-    sim = _simulation(p2)
-    meta = sim.samples()
+    meta = _data(p2, only=[]).samples()
     samples = meta.loc[meta["assay"] == assay, "sample"].tolist()
     if not samples:
-        raise ValueError(f"no sample of assay {assay!r} in {sim.root} (assays: {', '.join(meta['assay'].unique())})")
-    counts = io.simulation_counts(sim, samples=samples, cache_dir=config.results_dir("01") / "counts",
+        raise ValueError(f"no sample of assay {assay!r} in the book's data (assays: {', '.join(meta['assay'].unique())})")
+    counts = io.sheet_counts(_data(p2, only=samples), samples=samples, cache_dir=config.results_dir("01") / "counts",
                                   min_base_quality=p1["min_base_quality"], min_mapping_quality=p1["min_mapping_quality"])
     res = stats.test_imbalance(counts, group_cols=tuple(p2["fit_by"]), min_total=p2["min_total"], null=p2["null"],
                                fdr=p2["fdr"], random_state=p2["random_state"])
@@ -116,7 +129,7 @@ def pretrain(profile: str, data: str = "simulator") -> Path:
                               "intermediate_size", "random_state")}
     examples = _examples(data)
     if data == "simulator":
-        corpus, spec = _simulation(p).fasta, lm.chapter_pretrain_spec("simulator", size=size, **p)
+        corpus, spec = _data(p, only=[]).fasta, lm.chapter_pretrain_spec("simulator", size=size, **p)
     else:
         corpus, tok = config.pretrain_corpus(p["corpus"]), config.tokenizer_dir(p["tokenizer_dir"])
         spec = lm.chapter_pretrain_spec("entex", size=size, **{**p, "corpus": corpus, "tokenizer": tok})
