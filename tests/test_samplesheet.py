@@ -308,3 +308,49 @@ def test_match_contigs_rules():
     assert samplesheet.match_contigs(["s1"], ref, given={"s1": "chr1"}) == ({"s1": "chr1"}, [])
     with pytest.raises(SampleSheetError, match=r"\['MT', 'chrM'\] all map to 'chrM'"):
         samplesheet.match_contigs(["chrM", "MT"], ref)
+
+
+@pytest.mark.notebooks
+def test_chapters_01_02_run_on_your_own_data(user, small_sim, tmp_path):
+    """Chapters 01-02 on a moved sheet with a CRAM: no planted truth is read (its numbers say so), and chapter 02's
+    calls and catalogue equal the simulator path's on the same files."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import glued
+
+    from allelic import as_calls, catalogue, config
+
+    sheet, vcf, fa = user
+    t = pd.read_csv(sheet, sep="\t")
+    bam = (sheet.parent / t.loc[1, "bam"]).resolve()
+    pysam.view("-C", "-T", str(fa), "-o", str(bam.with_suffix(".cram")), str(bam), catch_stdout=False)
+    pysam.index(str(bam.with_suffix(".cram")))
+    t.loc[1, "bam"] = t.loc[1, "bam"].replace(".bam", ".cram")
+    t.to_csv(sheet, sep="\t", index=False)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALLELIC_")}
+    env.update(ALLELIC_SAMPLES=str(sheet), ALLELIC_VCF=str(vcf), ALLELIC_REFERENCE=str(fa),
+               ALLELIC_RESULTS_DIR=str(tmp_path / "results"), ALLELIC_BUILD_DIR=str(tmp_path / "build"),
+               ALLELIC_DATA_DIR=str(tmp_path / "simdata"))
+    r = subprocess.run([sys.executable, "-m", "allelic.run", "--profile", "smoke", "--chapters", "01", "02"],
+                       env=env, capture_output=True, text=True, cwd=config.repo_root())
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    g1 = glued(tmp_path / "build" / "executed" / "01_personal_epigenome.ipynb")
+    g2 = glued(tmp_path / "build" / "executed" / "02_allelic_testing.ipynb")
+    assert "no planted truth" in g1["frac_true_as"] and "no planted truth" in g2["as_betabinom_fdp"]
+    assert g1["n_samples"] == "2"
+    calls = pd.read_csv(tmp_path / "results" / "02" / "imbalance.tsv.gz", sep="\t")
+    p = config.chapter_parameters("smoke", "02")
+    direct = as_calls.call(io.sheet_counts(small_sim, samples=SMALL), min_total=p["min_total"], fdr=p["fdr"],
+                           null=p["null"], fit_by=p["fit_by"], random_state=p["random_state"])
+    key = ["sample", "chrom", "pos"]
+    a, b = calls.sort_values(key).reset_index(drop=True), direct.replicates.table.sort_values(key).reset_index(drop=True)
+    assert a[key].equals(b[key]) and (a["as_betabinom"] == b["as_betabinom"]).all()
+    np.testing.assert_allclose(a["q_betabinom"], b["q_betabinom"], rtol=1e-12)
+    vcf_rows = catalogue.read_vcf(tmp_path / "results" / "02" / "as_catalogue.vcf.gz")
+    assert len(vcf_rows) == len(direct.catalogue) and vcf_rows["as_call"].sum() == direct.catalogue["as_call"].sum()
+    from allelic import simulate
+
+    book_sim = tmp_path / "simdata" / f"smoke-{simulate.get_params('smoke', random_state=0).key()}"
+    assert not book_sim.exists()  # the book's simulated data set was never written (the cell line's is, chapter 02)

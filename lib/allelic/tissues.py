@@ -357,7 +357,10 @@ def nested_logit(data: pd.DataFrame, *, signals, score: str | None, response: st
             # a model that does not converge (separation in a small tissue) is reported in `converged`, not printed
             warnings.simplefilter("ignore", ConvergenceWarning)
             warnings.simplefilter("ignore", HessianInversionWarning)
-            fit = sm.Logit(y[train], X[train]).fit(disp=0, maxiter=200, **fit_kw)
+            try:
+                fit = sm.Logit(y[train], X[train]).fit(disp=0, maxiter=200, **fit_kw)
+            except np.linalg.LinAlgError:  # singular information (separation): quasi-Newton, no inverse taken
+                fit = sm.Logit(y[train], X[train]).fit(disp=0, maxiter=500, method="bfgs", **fit_kw)
         fits[name] = fit
         auroc = np.nan
         if test.any():
