@@ -36,9 +36,8 @@ chapter: $(STAMP)  ## execute one chapter: make chapter N=02
 	@test -n "$(N)" || { echo "usage: make chapter N=02"; exit 2; }
 	$(PY) -m allelic.run --profile $(PROFILE) --chapters $(N)
 
-html: $(STAMP)  ## render the executed chapters as HTML (build/_build/html/index.html)
-	$(VENV)/bin/jupyter-book build . --toc book/_toc.yml --config _config.yml --path-output build -W -q
-	@echo "book: $(CURDIR)/build/_build/html/index.html"
+html: $(STAMP)  ## render the executed chapters as HTML (build/_build/html/index.html, or under ALLELIC_BUILD_DIR)
+	$(PY) -m allelic.run --render
 
 book: chapters html  ## execute all chapters on the embedded simulator and render the book
 

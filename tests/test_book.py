@@ -47,8 +47,10 @@ def test_pages_workflow_builds_the_smoke_book_and_deploys_it(root):
     runs = " ".join(s.get("run", "") for s in build)
     assert "make book PROFILE=smoke" in runs and "torch==2.13.0" in runs
     upload = next(s for s in build if s.get("uses", "").startswith("actions/upload-pages-artifact"))
-    html_target = next(line for line in (root / "Makefile").read_text().splitlines() if "jupyter-book build" in line)
-    assert upload["with"]["path"] == "build/_build/html" and "--path-output build" in html_target
+    make = (root / "Makefile").read_text().splitlines()
+    html_target = make[make.index(next(line for line in make if line.startswith("html:"))) + 1]
+    assert "-m allelic.run --render" in html_target  # renders <build dir>/_build/html, by default build/_build/html
+    assert upload["with"]["path"] == "build/_build/html"
     assert wf["jobs"]["deploy"]["needs"] == "build"
     assert wf["jobs"]["deploy"]["steps"][0]["uses"].startswith("actions/deploy-pages")
 

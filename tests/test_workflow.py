@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pysam
 import pytest
 
 from allelic import cache, config, io, steps
@@ -155,6 +156,41 @@ def test_dry_run_on_a_sample_sheet_lists_one_count_job_per_file(small_sim, tmp_p
                           f"samples={tmp_path / 'own' / 'samples.tsv'}"], cwd=ROOT, env=_env(tmp_path),
                          capture_output=True, text=True, timeout=600)
     assert bad.returncode != 0 and "needs samples=, vcf= and reference= together" in bad.stdout + bad.stderr
+
+
+def test_workflow_counts_and_tests_a_sample_sheet(small_sim, tmp_path, monkeypatch):
+    """The workflow on your own data, run locally up to the per-assay tests: one count job per file of the sheet (a
+    CRAM among them), then the test job, whose table equals chapter 02's test of the same counts (BH within the
+    assay)."""
+    from allelic import samplesheet, stats
+
+    _simulator_only(monkeypatch)
+    own = tmp_path / "own"
+    own.mkdir()
+    sheet = pd.read_csv(small_sim.root / "samples.tsv", sep="\t")
+    sheet = sheet[sheet["assay"] == "CTCF"].reset_index(drop=True)
+    sheet["bam"] = [str(small_sim.root / b) for b in sheet["bam"]]
+    cram = own / "D1_lung_CTCF.cram"
+    pysam.view("-C", "-T", str(small_sim.fasta), "-o", str(cram),
+               sheet.loc[sheet["sample"] == "D1_lung_CTCF", "bam"].item(), catch_stdout=False)
+    pysam.index(str(cram))
+    sheet.loc[sheet["sample"] == "D1_lung_CTCF", "bam"] = str(cram)
+    sheet[["sample", "donor", "tissue", "assay", "bam"]].to_csv(own / "samples.tsv", sep="\t", index=False)
+    target = tmp_path / "results" / "02" / "assays" / "CTCF.tsv.gz"
+    _snakemake(tmp_path, "local", f"samples={own / 'samples.tsv'}", f"vcf={small_sim.vcf}",
+               f"reference={small_sim.fasta}", "--cores", "2", str(target))
+    assert sorted(p.name for p in (tmp_path / "results" / "01" / "counts").glob("*.tsv.gz")) == \
+        sorted(f"{s}.tsv.gz" for s in sheet["sample"])
+    data = samplesheet.load(own / "samples.tsv", small_sim.vcf, small_sim.fasta)
+    p1, p2 = config.chapter_parameters("smoke", "01"), config.chapter_parameters("smoke", "02")
+    counts = io.sheet_counts(data, min_base_quality=p1["min_base_quality"], min_mapping_quality=p1["min_mapping_quality"])
+    expected = stats.test_imbalance(counts, group_cols=tuple(p2["fit_by"]), min_total=p2["min_total"], null=p2["null"],
+                                    fdr=p2["fdr"], random_state=p2["random_state"]).table
+    got = pd.read_csv(target, sep="\t")
+    key = ["sample", "chrom", "pos"]
+    got, expected = got.sort_values(key).reset_index(drop=True), expected.sort_values(key).reset_index(drop=True)
+    assert got[key].equals(expected[key]) and (got["as_betabinom"] == expected["as_betabinom"]).all()
+    np.testing.assert_allclose(got["p_betabinom"], expected["p_betabinom"], rtol=1e-9)
 
 
 def _book_without_step_outputs(book: Path, tmp: Path) -> None:

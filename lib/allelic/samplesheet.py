@@ -339,6 +339,27 @@ def _vcf_contigs(vcf: Path) -> tuple[list[str], dict, list[str]]:
     return with_records, lengths, samples
 
 
+def _to_reference(where: str, contigs: str, header: str, names: list, lengths: dict, ref_len: dict,
+                  reference: Path, given: dict) -> tuple[dict, list]:
+    """:func:`match_contigs` of one file's contig ``names`` onto the reference's, with its contig ``lengths`` checked
+    against the reference's; errors begin with ``where`` and name the file (``contigs``: "the contigs of X",
+    ``header``: where its lengths come from)."""
+    try:
+        renames, unmatched = match_contigs(names, list(ref_len), given=given)
+    except SampleSheetError as exc:
+        raise SampleSheetError(f"{where}: {contigs} cannot be matched to {reference.name} unambiguously ({exc}); "
+                               f"{_map_hint({}, [], ref_len)}") from None
+    if names and len(unmatched) == len(names):
+        raise SampleSheetError(f"{where}: none of {contigs} ({names[:5]}) is in {reference} ({list(ref_len)[:5]}); "
+                               f"{_map_hint(renames, unmatched, ref_len, lengths)}")
+    for c, n in lengths.items():
+        r = renames.get(c, c)
+        if r in ref_len and ref_len[r] != n:
+            raise SampleSheetError(f"{where}: contig {c!r} is {n:,} bp in {header} but {ref_len[r]:,} bp in "
+                                   f"{reference}: not the same genome build")
+    return renames, unmatched
+
+
 def load(samples, vcf, reference, *, contig_map=None, truth=None, label: str = "sample sheet",
          only=None) -> SampleSheet:
     """Read and check a data set (module docstring); returns a :class:`SampleSheet`.
@@ -369,19 +390,9 @@ def load(samples, vcf, reference, *, contig_map=None, truth=None, label: str = "
         raise SampleSheetError(f"{_where(sheet_path, i, table.loc[i, 'sample'])}: donor {table.loc[i, 'donor']!r} is not "
                                f"a sample of {vcf} (its samples: {', '.join(vcf_samples[:10])}"
                                f"{' ...' if len(vcf_samples) > 10 else ''})")
-    try:
-        vcf_map, vcf_off = match_contigs(list(dict.fromkeys([*vcf_with_records, *vcf_len])), list(ref_len), given=given)
-    except SampleSheetError as exc:
-        raise SampleSheetError(f"{vcf}: its contig names cannot be matched to {reference.name} unambiguously "
-                               f"({exc}); {_map_hint({}, [], ref_len)}") from None
-    if vcf_with_records and not set(vcf_with_records) - set(vcf_off):
-        raise SampleSheetError(f"{vcf}: none of its contigs ({vcf_with_records[:5]}) is in {reference} "
-                               f"({list(ref_len)[:5]}); {_map_hint(vcf_map, vcf_with_records, ref_len, vcf_len)}")
-    for c, n in vcf_len.items():
-        r = vcf_map.get(c, c)
-        if r in ref_len and ref_len[r] != n:
-            raise SampleSheetError(f"{vcf}: contig {c!r} is {n:,} bp in the VCF header but {ref_len[r]:,} bp in "
-                                   f"{reference}: not the same genome build")
+    vcf_map, vcf_off = _to_reference(str(vcf), "its contigs", "the VCF header",
+                                     list(dict.fromkeys([*vcf_with_records, *vcf_len])), vcf_len, ref_len, reference,
+                                     given)
     if vcf_map:
         notes.append(f"VCF contigs renamed to the reference's: {_shown_map(vcf_map)}")
     off = [c for c in vcf_with_records if c in vcf_off]
@@ -407,20 +418,8 @@ def load(samples, vcf, reference, *, contig_map=None, truth=None, label: str = "
         if row["peaks"] and not Path(row["peaks"]).is_file():
             raise SampleSheetError(f"{where}: peaks file {row['peaks']} does not exist")
         header = _bam_header(bam, where)
-        try:
-            to_ref, unmatched = match_contigs(list(header), list(ref_len), given=given)
-        except SampleSheetError as exc:
-            raise SampleSheetError(f"{where}: the contig names of {bam} cannot be matched to {reference.name} "
-                                   f"unambiguously ({exc}); {_map_hint({}, [], ref_len)}") from None
-        if len(unmatched) == len(header):
-            raise SampleSheetError(f"{where}: none of the contigs of {bam} ({list(header)[:5]}) is in {reference} "
-                                   f"({list(ref_len)[:5]}); {_map_hint(to_ref, unmatched, ref_len, header)}")
-        for c, n in header.items():
-            r = to_ref.get(c, c)
-            if r in ref_len and ref_len[r] != n:
-                raise SampleSheetError(f"{where}: contig {c!r} is {n:,} bp in the header of {bam} but "
-                                       f"{ref_len[r]:,} bp in {reference}: the reads were aligned to another genome "
-                                       f"build")
+        to_ref, _ = _to_reference(where, f"the contigs of {bam}", f"the header of {bam}", list(header), header,
+                                  ref_len, reference, given)
         if to_ref and bam.suffix.lower() == ".cram":
             raise SampleSheetError(f"{where}: {bam} names its contigs differently from {reference.name} "
                                    f"({_shown_map(to_ref)}); a CRAM is decoded against the FASTA it was written with")
