@@ -319,6 +319,22 @@ def run(scenario: str, workdir: Path, repeat: int, n_reads: int | None, engines:
                        max_other_fraction=None)
         return pd.read_csv(out / "sim.tsv.gz", sep="\t")
 
+    def before_sheet(n_jobs):  # chapter 01's path before the sheet: the donor's SNVs from the VCF, a cached table
+        from allelic import io
+        from allelic.variants import read_het_snvs
+
+        out = d / "sheet_runs" / str(next(runs))
+        t, _ = io.count_sample(d / "sim.bam", read_het_snvs(d / "phased.vcf.gz", "S1"), sample="sim",
+                               vcf=d / "phased.vcf.gz", cache_dir=out, n_jobs=n_jobs, progress=False,
+                               min_base_quality=13, min_mapping_quality=10, max_other_fraction=None)
+        return t
+
+    for n_jobs in (1, 2):
+        t, res = best_of(lambda: before_sheet(n_jobs), repeat)
+        compare(res, ref_table, f"VCF + count_sample n_jobs={n_jobs} vs samtools")
+        rows.append((f"before the sheet: VCF read + count_sample (cached table), n_jobs={n_jobs}", t,
+                     f"io.count_sample(bam, read_het_snvs(vcf, 'S1'), ..., cache_dir=DIR, n_jobs={n_jobs})",
+                     "identical"))
     for n_jobs in (1, 2):
         t, res = best_of(lambda: sheet_path(n_jobs), repeat)
         compare(res, ref_table, f"allelic count (sample sheet) n_jobs={n_jobs} vs samtools")

@@ -72,7 +72,8 @@ def write(path, k: str, table: pd.DataFrame, **info) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    table.to_csv(tmp, sep="\t", index=False, na_rep=_NA, compression="gzip" if path.suffix == ".gz" else None)
+    gz = {"method": "gzip", "compresslevel": 1, "mtime": 0}  # fast (count tables: 4x faster than level 9), reproducible
+    table.to_csv(tmp, sep="\t", index=False, na_rep=_NA, compression=gz if path.suffix == ".gz" else None)
     _sidecar(path).unlink(missing_ok=True)
     tmp.replace(path)
     dtypes = {c: str(d) for c, d in table.dtypes.items()}

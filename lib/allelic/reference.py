@@ -50,10 +50,31 @@ def open_fasta(path):
                          f"`samtools faidx {path}`") from None
 
 
+#: most bases one FASTA read of :func:`fetch_bases` spans (nearby SNVs share one read)
+_SPAN = 4_000_000
+
+
 def fetch_bases(fasta, chrom, pos) -> np.ndarray:
     """Upper-cased reference base at each 1-based ``pos`` of ``chrom`` (``fasta``: an open :class:`pysam.FastaFile`):
-    an object array of one-letter strings ("" past a contig end)."""
-    return np.array([fasta.fetch(str(c), int(p) - 1, int(p)).upper() for c, p in zip(chrom, pos)], dtype=object)
+    an object array of one-letter strings ("" past a contig end). SNVs are read in sorted runs of at most ``_SPAN``
+    bp, one FASTA read per run (a genome's SNVs take a few hundred reads, not one per SNV)."""
+    chrom = np.asarray(chrom, dtype=object)
+    pos = np.asarray(pos, dtype=np.int64)
+    out = np.full(len(pos), "", dtype=object)
+    for c in dict.fromkeys(chrom.tolist()):
+        idx = np.flatnonzero(chrom == c)
+        idx = idx[np.argsort(pos[idx], kind="stable")]
+        p = pos[idx]
+        cuts = np.flatnonzero(np.diff(p // _SPAN)) + 1  # runs within one _SPAN-aligned block
+        for run in np.split(np.arange(len(idx)), cuts):
+            lo, hi = int(p[run[0]]) - 1, int(p[run[-1]])
+            block = np.frombuffer(fasta.fetch(str(c), max(lo, 0), hi).upper().encode(), dtype="S1")
+            off = p[run] - 1 - lo
+            ok = (off >= 0) & (off < len(block))
+            got = np.full(len(run), "", dtype=object)
+            got[ok] = block[off[ok]].astype(str)
+            out[idx[run]] = got
+    return out
 
 
 def ref_mismatches(source, chrom, pos, ref, genome, *, on_ref_mismatch: str = "raise",
