@@ -233,7 +233,7 @@ def test_workflow_steps_on_smoke_compute_what_the_book_computed(built, tmp_path,
     ctcf = [s for s in plan["samples"] if s.endswith("_CTCF")]
     counts = io.simulation_counts(sim, samples=ctcf, cache_dir=res / "01" / "counts",
                                   min_base_quality=p01["min_base_quality"], min_mapping_quality=p01["min_mapping_quality"])
-    book01 = pd.read_csv(book / "01" / "counts.tsv.gz", sep="\t")
+    book01 = pd.read_csv(book / "01" / "counts.tsv.gz", sep="\t", dtype={"replicate": str})  # labels, not numbers
     pd.testing.assert_frame_equal(counts, book01[book01["assay"] == "CTCF"].reset_index(drop=True))
     # testing per assay: the same null fit and p-values as chapter 02's table (whose BH runs over every assay)
     calls = pd.read_csv(book / "02" / "imbalance.tsv.gz", sep="\t")
