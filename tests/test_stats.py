@@ -560,3 +560,81 @@ def test_combine_replicates_one_test_per_snv_and_bh():
     assert (comb.loc[comb["as_call"], "preferred_allele"] == "ref").all()
     assert comb.loc[comb["pos"] < 112, "as_call"].mean() > 0.7 and comb.loc[comb["pos"] >= 112, "as_call"].mean() < 0.1
     assert comb.loc[comb["pos"] == 102, "replicates"].item() == "1,2,3"
+
+
+# --------------------------------------------------------------------------- truncation at a read floor (issue 28)
+def _truncated_brute(k, n, p, rho, m):
+    j = np.arange(m, n - m + 1)
+    f = st.binom.pmf(j, n, p) if rho == 0 else st.betabinom.pmf(j, n, p * (1 - rho) / rho, (1 - p) * (1 - rho) / rho)
+    f = f / f.sum()
+    return f[f <= f[k - m] * (1 + 1e-7)].sum()
+
+
+def test_truncated_tests_equal_brute_force_sums():
+    from allelic.pvalues import binomial_test as binom_t
+
+    cases = [(5, 12, 0.5, 0.03, 5), (7, 30, 0.55, 0.05, 5), (20, 30, 0.5, 0.0, 5), (3, 10, 0.4, 0.1, 3),
+             (50, 80, 0.52, 0.02, 5), (5, 10, 0.5, 0.2, 5), (9, 40, 0.6, 0.01, 2)]
+    k, n, p, rho, m = (np.array(c) for c in zip(*cases))
+    for mm in np.unique(m):
+        s = m == mm
+        got = _stats.betabinom_test(k[s], n[s], p[s], rho[s], min_count=int(mm))
+        want = [_truncated_brute(*c) for c in zip(k[s], n[s], p[s], rho[s], m[s])]
+        np.testing.assert_allclose(got, want, rtol=1e-9)
+    assert binom_t(20, 30, 0.5, min_count=5) == pytest.approx(_truncated_brute(20, 30, 0.5, 0.0, 5), rel=1e-9)
+    assert _stats.betabinom_test(5, 10, 0.5, 0.2, min_count=5) == pytest.approx(1.0)  # the only outcome left
+    # no floor: unchanged, still scipy's binomtest
+    assert _stats.betabinom_test(3, 20, 0.5, 0.0) == pytest.approx(st.binomtest(3, 20, 0.5).pvalue, rel=1e-12)
+    with pytest.raises(ValueError, match=r"min_count=5: index 0 has k=4 of n=20, below the floor"):
+        _stats.betabinom_test([4], [20], 0.5, 0.03, min_count=5)
+
+
+def _floor_filtered(rng, n_sites=30_000, rho=0.03, p=0.5, floor=5):
+    """HEK293-like null records: beta-binomial reads at depths of median about 21, kept only where both alleles have
+    at least ``floor`` reads (the VCFs' own filter)."""
+    n = rng.negative_binomial(3, 3 / (3 + 22), n_sites) + 1
+    k = rng.binomial(n, rng.beta(p * (1 - rho) / rho, (1 - p) * (1 - rho) / rho, n_sites))
+    keep = (k >= floor) & (n - k >= floor)
+    return k[keep], n[keep]
+
+
+def test_truncated_fit_recovers_rho_on_floor_filtered_data():
+    from allelic.nullfit import fit_betabinom_rho, fit_null_trimmed
+
+    k, n = _floor_filtered(np.random.default_rng(5))
+    plain = fit_betabinom_rho(k, n, 0.5)
+    assert plain < 0.8 * 0.03  # the floor removes the unbalanced tail: rho looks far smaller
+    assert fit_betabinom_rho(k, n, 0.5, min_count=5) == pytest.approx(0.03, rel=0.1)
+    p_null, rho = fit_null_trimmed(k, n, min_count=5)
+    assert rho == pytest.approx(0.03, rel=0.1) and p_null == pytest.approx(0.5, abs=0.01)
+
+
+def test_truncated_null_p_values_hold_their_level_in_every_depth_bin():
+    """Null records filtered at a floor of 5 reads per allele, the null fitted and tested with and without the floor.
+    Truncated: the rejection rate stays at most the level (plus 3 standard errors) in every depth bin, and near it
+    from 20 reads on; below 20 reads only the discreteness of a few possible counts holds it back. Untruncated
+    (rho fitted too small): records of 40-79 reads reject a true null too often, and shallow ones never."""
+    k, n = _floor_filtered(np.random.default_rng(6), n_sites=60_000)
+    counts = pd.DataFrame({"ref_count": k, "alt_count": n - k})
+    fits = {m: _stats.test_imbalance(counts, group_cols=(), min_total=10, null="trimmed", min_count=m).table
+            for m in (0, 5)}
+    t = fits[5]
+    assert t["rho"].iloc[0] == pytest.approx(0.03, rel=0.1)
+    for alpha in (0.01, 0.05, 0.1):
+        rate = {m: (f["p_betabinom"] <= alpha).groupby(pd.cut(f["total"], [9, 19, 39, 79, 10_000]), observed=True)
+                .agg(["mean", "size"]) for m, f in fits.items()}
+        se = np.sqrt(alpha * (1 - alpha) / rate[5]["size"])
+        assert (rate[5]["mean"] <= alpha + 3 * se).all(), (alpha, rate[5])
+        if alpha >= 0.05:
+            assert (rate[5]["mean"].iloc[1:] >= alpha * 0.75).all(), (alpha, rate[5])
+            assert rate[0]["mean"].iloc[2] > alpha + 3 * se.iloc[2], (alpha, rate[0])  # untruncated: too many
+    assert (fits[0].loc[fits[0]["total"] < 20, "p_betabinom"] > 0.05).all()       # untruncated: shallow never rejects
+    assert (t.loc[t["total"] < 20, "p_betabinom"] <= 0.1).mean() > 0.02
+
+
+def test_test_imbalance_ledgers_rows_below_the_floor():
+    t = pd.DataFrame({"ref_count": [3, 10, 12, 8], "alt_count": [20, 11, 4, 9]})
+    res = _stats.test_imbalance(t, group_cols=(), min_total=6, null="fixed", overdispersion=0.02, min_count=5)
+    assert len(res.table) == 2
+    led = res.ledger.table()
+    assert sorted(led.loc[led["reason"] == "below_min_count", "record"]) == ["0", "2"]

@@ -159,7 +159,7 @@ def _binom_two_sided(k: np.ndarray, n: np.ndarray, p: np.ndarray) -> np.ndarray:
     return np.minimum(1.0, pval)
 
 
-def binomial_test(k, n, p=0.5) -> np.ndarray:
+def binomial_test(k, n, p=0.5, *, min_count: int = 0) -> np.ndarray:
     """Exact two-sided binomial test of ``k`` successes out of ``n`` against ratio ``p``.
 
     Parameters
@@ -174,7 +174,8 @@ def binomial_test(k, n, p=0.5) -> np.ndarray:
     np.ndarray of float, the broadcast shape of ``(k, n, p)`` (0-d for scalars)
         ``scipy.stats.binomtest(k, n, p).pvalue`` element-wise: the total
         probability of outcomes whose pmf is ``<= pmf(k) * (1 + 1e-7)``. Sites
-        with ``n == 0`` (no reads, nothing to test) get NaN.
+        with ``n == 0`` (no reads, nothing to test) get NaN. With ``min_count`` > 0: the binomial truncated to
+        ``[min_count, n - min_count]`` (see :func:`betabinom_test`).
 
     Notes
     -----
@@ -183,6 +184,8 @@ def binomial_test(k, n, p=0.5) -> np.ndarray:
     ``(k, n, p)`` triples are evaluated once. Cost ~ ``log2(n)`` pmf evaluations
     per distinct triple.
     """
+    if min_count:
+        return betabinom_test(k, n, p, 0.0, min_count=min_count)
     k, n = _check_counts(k, n)
     p = _check_param(p, "p (null ratio)", 0.0, 1.0)
     k, n, p = np.broadcast_arrays(k, n, p)
@@ -239,6 +242,29 @@ def _betabinom_logpmf_matrix(n: np.ndarray, p: np.ndarray, rho: np.ndarray, logf
     return L
 
 
+def _truncate_rows(L: np.ndarray, n: np.ndarray, min_count: int) -> np.ndarray:
+    """Rows of a log-pmf matrix (totals ``n``) conditioned on ``min_count <= j <= n - min_count``: -inf outside,
+    renormalised inside (the left- and right-truncated beta-binomial of tables that keep only sites where both alleles
+    have at least ``min_count`` reads)."""
+    if min_count <= 0:
+        return L
+    j = np.arange(L.shape[1])[None, :]
+    L = np.where((j >= min_count) & (j <= n[:, None] - min_count), L, -np.inf)
+    with np.errstate(divide="ignore"):
+        return L - special.logsumexp(L, axis=1, keepdims=True)
+
+
+def _check_floor(k, n, min_count: int) -> None:
+    """Every ``k`` within ``[min_count, n - min_count]`` (the support of the truncated distribution)."""
+    if min_count < 0 or int(min_count) != min_count:
+        raise ValueError(f"min_count must be a non-negative integer, got {min_count!r}")
+    bad = (k < min_count) | (n - k < min_count)
+    if min_count and bad.any():
+        i = _first_bad(bad)
+        raise ValueError(f"min_count={min_count}: index {i} has k={k[i]} of n={n[i]}, below the floor on one allele "
+                         f"(a table filtered with this floor cannot hold it)")
+
+
 def _count_le_sorted_rows(S: np.ndarray, rows: np.ndarray, thr: np.ndarray) -> np.ndarray:
     """Per query, the number of entries of the ascending row ``S[rows[q]]`` that are ``<= thr[q]``."""
     lo = np.zeros(rows.shape, np.int64)
@@ -253,7 +279,8 @@ def _count_le_sorted_rows(S: np.ndarray, rows: np.ndarray, thr: np.ndarray) -> n
     return lo
 
 
-def _betabinom_two_sided(k: np.ndarray, n: np.ndarray, p: np.ndarray, rho: np.ndarray) -> np.ndarray:
+def _betabinom_two_sided(k: np.ndarray, n: np.ndarray, p: np.ndarray, rho: np.ndarray,
+                         min_count: int = 0) -> np.ndarray:
     """Two-sided exact beta-binomial p-values, 1-D arrays, ``n >= 1``, ``0 < p < 1``, ``0 < rho < 1``.
 
     For each distinct ``(n, p, rho)`` the whole pmf ``j = 0..n`` is computed (in
@@ -278,7 +305,7 @@ def _betabinom_two_sided(k: np.ndarray, n: np.ndarray, p: np.ndarray, rho: np.nd
     while i < K:
         sizes = np.arange(1, K - i + 1) * (kn[i:] + 1)
         j = i + max(1, int(np.searchsorted(sizes, _CHUNK_ELEMENTS, side="right")))
-        L = _betabinom_logpmf_matrix(kn[i:j], kp[i:j], kr[i:j], logfact)
+        L = _truncate_rows(_betabinom_logpmf_matrix(kn[i:j], kp[i:j], kr[i:j], logfact), kn[i:j], min_count)
         qs = qorder[qstart[i]:qstart[j]]
         rows = key[qs] - i
         thr = L[rows, k[qs]] + _LOG_RERR
@@ -290,7 +317,7 @@ def _betabinom_two_sided(k: np.ndarray, n: np.ndarray, p: np.ndarray, rho: np.nd
     return out
 
 
-def betabinom_test(k, n, p=0.5, rho=0.0) -> np.ndarray:
+def betabinom_test(k, n, p=0.5, rho=0.0, *, min_count: int = 0) -> np.ndarray:
     """Exact two-sided beta-binomial test of ``k`` out of ``n`` against mean ratio ``p``.
 
     Parameters
@@ -303,6 +330,11 @@ def betabinom_test(k, n, p=0.5, rho=0.0) -> np.ndarray:
         Over-dispersion in ``[0, 1)``: ``alpha = p (1 - rho) / rho``,
         ``beta = (1 - p)(1 - rho) / rho``. Where ``rho == 0`` the result is
         exactly :func:`binomial_test`.
+    min_count : int
+        The floor the data were filtered with: only sites where both alleles have at least ``min_count`` reads were
+        kept (e.g. 5 in HEK293's VCFs). The test then uses the truncated distribution ``f(j) / sum_{min_count <= i <=
+        n - min_count} f(i)`` on that support, as MIXALIME does; a site outside it is a ValueError. 0 (default): the
+        untruncated test.
 
     Returns
     -------
@@ -328,15 +360,16 @@ def betabinom_test(k, n, p=0.5, rho=0.0) -> np.ndarray:
     if bad.any():
         i = _first_bad(bad)
         raise ValueError(f"p (null ratio) must lie in (0, 1) when rho > 0; index {i} is p={p[i]}, rho={rho[i]}")
+    _check_floor(k, n, min_count)
     out = np.full(k.shape, np.nan)
-    zero = rho == 0
+    zero = (rho == 0) & (min_count == 0)   # truncated binomials go through the pmf matrix (rho = 0 is exact there)
     if zero.any():
         out[zero] = binomial_test(k[zero], n[zero], p[zero])
     sel = (~zero) & (n > 0)
     if sel.any():
         kk, nn, pp, rr = k[sel], n[sel], p[sel], rho[sel]
         ids, first = _unique_rows(kk, nn, pp, rr)
-        out[sel] = _betabinom_two_sided(kk[first], nn[first], pp[first], rr[first])[ids]
+        out[sel] = _betabinom_two_sided(kk[first], nn[first], pp[first], rr[first], min_count)[ids]
     return out.reshape(shape)
 
 

@@ -140,7 +140,7 @@ def _validate_table(table, ref_col, alt_col, group_cols):
 def test_imbalance(table, *, ref_col="ref_count", alt_col="alt_count", group_cols=("sample",),
                    min_total=6, null="fixed", p_null=0.5, null_method="median",
                    overdispersion="per_group", robust_rho=False, fdr=0.1, fdr_by_group=False, fdr_method="bh",
-                   ci_level=0.95, ci_method="wilson", n_sims=5, trim_alpha=0.05, ledger=None,
+                   ci_level=0.95, ci_method="wilson", n_sims=5, trim_alpha=0.05, min_count=0, ledger=None,
                    random_state=None) -> ImbalanceResult:
     """Test every site of a counts table for allelic imbalance (binomial and beta-binomial).
 
@@ -191,6 +191,10 @@ def test_imbalance(table, *, ref_col="ref_count", alt_col="alt_count", group_col
         group), so the binomial calls are calibrated for the over-dispersion they ignore
         (AlleleSeq's calibration); over the table, or per group with ``fdr_by_group``.
         ``q_*`` columns are BH either way.
+    min_count : int
+        The floor the table was filtered with (both alleles at least ``min_count`` reads, e.g. 5 in HEK293's VCFs):
+        the null fit and both tests use the truncated distributions (:func:`betabinom_test`). Rows below the floor
+        go to the ledger (``below_min_count``). Not with ``fdr_method="empirical"`` or ``robust_rho``.
     ci_level, ci_method : see :func:`allelic_ratio_ci`.
     n_sims, random_state : used only by ``fdr_method="empirical"``.
     ledger : Ledger, optional
@@ -216,6 +220,7 @@ def test_imbalance(table, *, ref_col="ref_count", alt_col="alt_count", group_col
     p_fixed = float(_check_param(p_null, "p_null", 0.0, 1.0, lo_open=True, hi_open=True))
     ledger = Ledger() if ledger is None else ledger
     settings = dict(ref_col=ref_col, alt_col=alt_col, group_cols=tuple(group_cols), min_total=min_total,
+                    min_count=min_count,
                     null=null, p_null=p_null, null_method=null_method, overdispersion=overdispersion, trim_alpha=trim_alpha,
                     robust_rho=robust_rho,
                     fdr=fdr, fdr_by_group=fdr_by_group, fdr_method=fdr_method, ci_level=ci_level,
@@ -235,7 +240,10 @@ def test_imbalance(table, *, ref_col="ref_count", alt_col="alt_count", group_col
     labels = (["table"] if not group_cols else
               [", ".join(f"{c}={v}" for c, v in zip(group_cols, row)) for row in keys.itertuples(index=False)])
 
-    low = total < min_total
+    if min_count and (fdr_method == "empirical" or robust_rho):
+        raise ValueError("min_count is not supported with fdr_method='empirical' or robust_rho=True")
+    floor = (ref < min_count) | (alt < min_count)
+    low = (total < min_total) | floor
     if low.any():
         if "chrom" in table.columns and "pos" in table.columns:
             rec = (table["chrom"].astype(str) + ":" + table["pos"].astype(str)).to_numpy()
@@ -243,9 +251,12 @@ def test_imbalance(table, *, ref_col="ref_count", alt_col="alt_count", group_col
             rec = table.index.astype(str).to_numpy()
         lo_idx = np.flatnonzero(low)
         lo_gid = gid[lo_idx]
+        lo_floor = floor[lo_idx]
         for g in np.unique(lo_gid):
-            ledger.extend("test_imbalance", labels[g], rec[lo_idx[lo_gid == g]], "low_total",
+            ledger.extend("test_imbalance", labels[g], rec[lo_idx[(lo_gid == g) & ~lo_floor]], "low_total",
                           f"ref+alt < min_total={min_total}")
+            ledger.extend("test_imbalance", labels[g], rec[lo_idx[(lo_gid == g) & lo_floor]], "below_min_count",
+                          f"an allele has fewer than min_count={min_count} reads")
 
     tested = np.flatnonzero(~low)
     k, n, g = ref[tested], total[tested], gid[tested]
@@ -259,7 +270,7 @@ def test_imbalance(table, *, ref_col="ref_count", alt_col="alt_count", group_col
         if null == "fixed":
             pg[i] = p_fixed
         elif null == "trimmed" and m.size and (n[m] > 1).any():
-            pg[i], r_trim[i] = fit_null_trimmed(k[m], n[m], alpha=trim_alpha)
+            pg[i], r_trim[i] = fit_null_trimmed(k[m], n[m], alpha=trim_alpha, min_count=min_count)
         elif m.size:
             pg[i] = estimate_null_ratio(k[m], n[m], min_total=min_total, method=null_method)
     bad = (pg <= 0) | (pg >= 1)
@@ -276,17 +287,17 @@ def test_imbalance(table, *, ref_col="ref_count", alt_col="alt_count", group_col
     elif isinstance(overdispersion, float):
         rg[:] = overdispersion
     elif overdispersion == "global":
-        rg[:] = fit_betabinom_rho(k, n, p_row, robust=robust_rho) if (n > 1).any() else np.nan
+        rg[:] = fit_betabinom_rho(k, n, p_row, robust=robust_rho, min_count=min_count) if (n > 1).any() else np.nan
     else:
         for i, m in enumerate(members):
             if m.size and (n[m] > 1).any():
-                rg[i] = fit_betabinom_rho(k[m], n[m], pg[i], robust=robust_rho)
+                rg[i] = fit_betabinom_rho(k[m], n[m], pg[i], robust=robust_rho, min_count=min_count)
     rho_row = rg[g]
     if np.isnan(rho_row).any():   # groups where rho could not be fitted (all totals <= 1)
         rho_row = np.where(np.isnan(rho_row), 0.0, rho_row)
 
-    p_b = binomial_test(k, n, p_row) if k.size else np.zeros(0)
-    p_bb = betabinom_test(k, n, p_row, rho_row) if k.size else np.zeros(0)
+    p_b = binomial_test(k, n, p_row, min_count=min_count) if k.size else np.zeros(0)
+    p_bb = betabinom_test(k, n, p_row, rho_row, min_count=min_count) if k.size else np.zeros(0)
     if fdr_by_group:
         q_b, q_bb = np.empty_like(p_b), np.empty_like(p_bb)
         for m in members:
