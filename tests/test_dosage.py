@@ -370,3 +370,65 @@ def test_combine_samples_is_the_exact_mixture_of_the_summed_counts():
     bad = res.table.assign(bad=[2.0, 3.0, 3.0])
     with pytest.raises(ValueError, match="different BADs"):
         dosage.combine_samples(dosage.DosageResult(bad, pd.DataFrame(), None, Ledger()))
+
+
+# --------------------------------------------------------------------------- truncation at a read floor (issue 28)
+def _trunc_pmf(n, p, rho, m):
+    from scipy import stats as st
+
+    j = np.arange(n + 1)
+    f = st.binom.pmf(j, n, p) if rho == 0 else st.betabinom.pmf(j, n, p * (1 - rho) / rho, (1 - p) * (1 - rho) / rho)
+    f[(j < m) | (j > n - m)] = 0.0
+    return f
+
+
+def test_truncated_dosage_test_equals_brute_force_mixture_tails():
+    from allelic.pvalues import dosage_test, null_ratios
+
+    for k, n, bad, rho, m in [(6, 15, 2.0, 0.03, 5), (20, 30, 3.0, 0.05, 5), (9, 25, 1.5, 0.0, 4), (5, 10, 2.0, 0.1, 5)]:
+        lo, hi = null_ratios(bad)
+        f = 0.5 * _trunc_pmf(n, lo, rho, m) + 0.5 * _trunc_pmf(n, hi, rho, m)
+        f = f / f.sum()
+        got = dosage_test(k, n, bad, rho, min_count=m).iloc[0]
+        assert got["p_ref"] == pytest.approx(f[k:].sum(), rel=1e-9)
+        assert got["p_alt"] == pytest.approx(f[:k + 1].sum(), rel=1e-9)
+    with pytest.raises(ValueError, match="below the floor"):
+        dosage_test(2, 15, 2.0, 0.03, min_count=5)
+
+
+def test_truncated_combination_equals_enumeration_of_both_records():
+    """Two records of one SNV, each kept only with both alleles >= 4 reads: the summed reference reads' tail equals
+    brute-force enumeration over the phase (weighted by each phase's chance of keeping both records) and both
+    records' kept outcomes."""
+    from allelic.pvalues import null_ratios
+
+    k, n, bad, rho, m = np.array([5, 12]), np.array([14, 20]), 2.0, 0.04, 4
+    t = pd.DataFrame({"chrom": "chr1", "pos": 10, "ref_count": k, "total": n, "bad": bad, "rho_dosage": rho,
+                      "null_ratio_dosage": 0.5})
+    res = dosage.DosageResult(table=t, params=pd.DataFrame(), segmentation=None, ledger=Ledger())
+    got = dosage.combine_samples(res, min_count=m).iloc[0]
+    ge = le = norm = 0.0
+    for ratio in null_ratios(bad):
+        f1, f2 = _trunc_pmf(n[0], ratio, rho, m), _trunc_pmf(n[1], ratio, rho, m)
+        joint = 0.5 * np.outer(f1, f2)                 # the phase, then both records, then the floor
+        total = np.add.outer(np.arange(n[0] + 1), np.arange(n[1] + 1))
+        ge += joint[total >= k.sum()].sum()
+        le += joint[total <= k.sum()].sum()
+        norm += joint.sum()
+    assert got["p_ref"] == pytest.approx(ge / norm, rel=1e-9) and got["p_alt"] == pytest.approx(le / norm, rel=1e-9)
+
+
+def test_truncated_dosage_null_fit_recovers_rho():
+    from allelic.nullfit import fit_dosage_null
+    from allelic.pvalues import null_ratios
+
+    rng = np.random.default_rng(8)
+    N, rho = 80_000, 0.03  # about 53,000 records kept
+    n = rng.negative_binomial(3, 3 / (3 + 22), N) + 1
+    p = np.where(rng.random(N) < 0.5, *null_ratios(2.0))
+    k = rng.binomial(n, rng.beta(p * (1 - rho) / rho, (1 - p) * (1 - rho) / rho))
+    keep = (k >= 5) & (n - k >= 5)
+    fit = fit_dosage_null(k[keep], n[keep], 2.0, null_ratio=0.5, min_count=5)
+    plain = fit_dosage_null(k[keep], n[keep], 2.0, null_ratio=0.5)
+    assert fit.rho == pytest.approx(rho, rel=0.1)
+    assert abs(plain.rho - rho) > abs(fit.rho - rho)

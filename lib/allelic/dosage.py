@@ -315,9 +315,9 @@ def assign(sites: pd.DataFrame, bad_map: pd.DataFrame, *, ledger: Ledger | None 
     return out.assign(bad=bad, segment=seg)[~outside]
 
 
-def _fit_class(g: pd.DataFrame, bad: float, null_ratio):
+def _fit_class(g: pd.DataFrame, bad: float, null_ratio, min_count: int = 0):
     """:func:`allelic.stats.fit_dosage_null` of the rows of one sample and BAD class."""
-    return fit_dosage_null(g["ref_count"], g["total"], bad, null_ratio=null_ratio)
+    return fit_dosage_null(g["ref_count"], g["total"], bad, null_ratio=null_ratio, min_count=min_count)
 
 
 @dataclass
@@ -329,7 +329,7 @@ class DosageResult:
     ``preferred_allele`` (``ref``/``alt``); ``params``: one row per group x BAD class (``n_sites``, ``rho``,
     ``null_ratio``, ``n_kept``, ``rho_from``, ``n_as``); ``segmentation``: the :class:`Segmentation` per
     ``segment_by`` group (None with a BAD map);
-    ``ledger``: rows not tested (``low_total``, ``outside_bad_map``)."""
+    ``ledger``: rows not tested (``low_total``, ``below_min_count``, ``outside_bad_map``)."""
 
     table: pd.DataFrame
     params: pd.DataFrame
@@ -339,15 +339,17 @@ class DosageResult:
 
 def test_imbalance_with_dosage(table: pd.DataFrame, *, bad_map: pd.DataFrame | None = None, segment_by=("donor",),
                                group_cols=("sample",), min_total: int = 6, fdr: float = 0.1, null_ratio="fit",
-                               min_fit_sites: int = 30, phased: bool = False, ledger: Ledger | None = None,
-                               **segment_kw) -> DosageResult:
+                               min_fit_sites: int = 30, phased: bool = False, min_count: int = 0,
+                               ledger: Ledger | None = None, **segment_kw) -> DosageResult:
     """Allelic imbalance beyond background allelic dosage, for a counts table (``chrom, pos, ref_count,
     alt_count`` and the ``group_cols``).
 
     1. Rows with fewer than ``min_total`` reads go to the ledger.
     2. Every site gets a BAD: from ``bad_map`` (:func:`read_bad_map`; sites outside it are ledgered), or by
        :func:`segment` of each ``segment_by`` group (copy number belongs to a genome: a donor or cell line, all its
-       samples together; ``segment_kw`` go to :func:`segment`, e.g. ``min_count=5`` for HEK293's VCFs).
+       samples together; ``segment_kw`` go to :func:`segment`). ``min_count``: the floor the table was filtered
+       with (both alleles at least that many reads, 5 for HEK293's VCFs): the segmentation, the null fit and the
+       tests all use the distributions truncated to it.
        ``phased=True`` (counts from a personal diploid genome: ``hap1_count, hap2_count``) segments with the
        haplotype counts. The test keeps the even mixture even then: a site given the wrong BAD would otherwise be
        tested against one wrong ratio (on the simulated aneuploid donor, testing with the segment's phase too put
@@ -370,17 +372,19 @@ def test_imbalance_with_dosage(table: pd.DataFrame, *, bad_map: pd.DataFrame | N
     t = table.reset_index(drop=True)           # rows are addressed by position: a repeated index would mix groups
     t["total"] = t["ref_count"] + t["alt_count"]
     low = t["total"] < min_total
-    ledger.extend("test_imbalance_with_dosage", "counts table",
-                  (t.loc[low, "chrom"].astype(str) + ":" + t.loc[low, "pos"].astype(str)).tolist(), "low_total",
-                  f"ref+alt < min_total={min_total}")
-    t = t[~low]
+    floor = ~low & ((t["ref_count"] < min_count) | (t["alt_count"] < min_count))
+    for mask, reason, detail in ((low, "low_total", f"ref+alt < min_total={min_total}"),
+                                 (floor, "below_min_count", f"an allele has fewer than min_count={min_count} reads")):
+        ledger.extend("test_imbalance_with_dosage", "counts table",
+                      (t.loc[mask, "chrom"].astype(str) + ":" + t.loc[mask, "pos"].astype(str)).tolist(), reason, detail)
+    t = t[~low & ~floor]
     segs = None
     if bad_map is not None:
         t = assign(t, bad_map, ledger=ledger)
     else:
         segs, parts = {}, []
         for key, g in t.groupby(list(segment_by), sort=True):
-            final = segment(g, phased=phased, **segment_kw)
+            final = segment(g, phased=phased, min_count=min_count, **segment_kw)
             parts.append(final.sites)
             segs[key if len(segment_by) > 1 else key[0]] = final
         t = pd.concat(parts).sort_index()
@@ -390,18 +394,18 @@ def test_imbalance_with_dosage(table: pd.DataFrame, *, bad_map: pd.DataFrame | N
     for gkey, grp in t.groupby(list(group_cols), sort=True):
         classes = dict(tuple(grp.groupby("bad", sort=True)))
         largest = max(classes, key=lambda b: len(classes[b]))
-        fits = {largest: _fit_class(classes[largest], largest, null_ratio)}
+        fits = {largest: _fit_class(classes[largest], largest, null_ratio, min_count)}
         p0 = fits[largest].null_ratio
         for b, g in classes.items():
             if b != largest and len(g) >= min_fit_sites:
-                fits[b] = _fit_class(g, b, p0)
+                fits[b] = _fit_class(g, b, p0, min_count)
             f = fits.get(b, fits[largest])
             rows.append({**dict(zip(group_cols, gkey if isinstance(gkey, tuple) else (gkey,))), "bad": b,
                          "n_sites": len(g), "rho": f.rho, "null_ratio": p0, "n_kept": f.n_kept,
                          "rho_from": "own" if b in fits else f"BAD {largest:.3g}"})
             t.loc[g.index, "rho_dosage"], t.loc[g.index, "null_ratio_dosage"] = f.rho, p0
     res = dosage_test(t["ref_count"].to_numpy(), t["total"].to_numpy(), t["bad"].to_numpy(),
-                      t["rho_dosage"].to_numpy(), null_ratio=t["null_ratio_dosage"].to_numpy())
+                      t["rho_dosage"].to_numpy(), null_ratio=t["null_ratio_dosage"].to_numpy(), min_count=min_count)
     t["p_ref_dosage"] = res["p_ref"].to_numpy()
     t["p_alt_dosage"] = res["p_alt"].to_numpy()
     t["p_dosage"] = res["pvalue"].to_numpy()
@@ -419,7 +423,7 @@ def _component_pmf(n: int, p: float, rho: float) -> np.ndarray:
     return np.exp(_logpmf(np.arange(n + 1), n, p, rho))
 
 
-def combine_samples(result: DosageResult, *, by=("chrom", "pos"), fdr: float = 0.1) -> pd.DataFrame:
+def combine_samples(result: DosageResult, *, by=("chrom", "pos"), fdr: float = 0.1, min_count: int = 0) -> pd.DataFrame:
     """One exact test per SNV over all its samples (replicates, tissues, assays of one genome), from
     :func:`test_imbalance_with_dosage`'s rows: more power than testing each sample alone, as MIXALIME gains by
     combining replicates.
@@ -431,7 +435,9 @@ def combine_samples(result: DosageResult, *, by=("chrom", "pos"), fdr: float = 0
     pmf is their convolution; the null mixes the two phases once per SNV. ``p_ref = P(T' >= T)``,
     ``p_alt = P(T' <= T)``, ``pvalue = min(1, 2 min)``; with one sample it is :func:`allelic.stats.dosage_test`.
     Benjamini-Hochberg over the SNVs, calls at ``fdr``. ``by``: the columns naming a SNV of one genome (add the
-    donor or cell line when the table holds several). Returns one row per SNV: ``by``, ``n_samples``, ``bad``,
+    donor or cell line when the table holds several). ``min_count``: every record was kept only where both alleles
+    have at least that many reads; each record's pmf is then truncated to that support, and the two phases are
+    weighted by how likely each makes all the records' survival of the floor. Returns one row per SNV: ``by``, ``n_samples``, ``bad``,
     ``ref_count``, ``total``, ``p_ref``, ``p_alt``, ``pvalue``, ``qvalue``, ``as_snv``, ``preferred_allele``.
     Raises ValueError when a SNV's samples disagree on its BAD."""
     t = result.table.sort_values(list(by), kind="stable")
@@ -445,14 +451,21 @@ def combine_samples(result: DosageResult, *, by=("chrom", "pos"), fdr: float = 0
         if not np.allclose(bad[a:z], bad[a]):
             raise ValueError(f"SNV {keys[a]!r}: its samples have different BADs {sorted(set(bad[a:z]))}; "
                              f"combine within one genome (add the donor to `by`)")
-        tails = []
+        tails, log_kept = [], []
         for comp in (0, 1):                                   # the reference allele on the fewer / more copies
-            pmf = np.ones(1)
+            pmf, lz = np.ones(1), 0.0
             for i in range(a, z):
-                pmf = np.convolve(pmf, _component_pmf(int(n[i]), float(null_ratios(bad[i], p0[i])[comp]), rho[i]))
+                f = _component_pmf(int(n[i]), float(null_ratios(bad[i], p0[i])[comp]), rho[i])
+                if min_count:
+                    f[:min_count], f[len(f) - min_count:] = 0.0, 0.0
+                    lz += np.log(max(f.sum(), 1e-300))
+                    f = f / max(f.sum(), 1e-300)
+                pmf = np.convolve(pmf, f)
             tot = int(k[a:z].sum())
             tails.append((pmf[tot:].sum(), pmf[:tot + 1].sum()))
-        out[j] = 0.5 * (tails[0][0] + tails[1][0]), 0.5 * (tails[0][1] + tails[1][1])
+            log_kept.append(lz)
+        w1 = 1.0 / (1.0 + np.exp(log_kept[0] - log_kept[1]))  # P(phase | every record passed the floor), even prior
+        out[j] = ((1 - w1) * tails[0][0] + w1 * tails[1][0], (1 - w1) * tails[0][1] + w1 * tails[1][1])
     out = np.clip(out, 0.0, 1.0)
     res = t.iloc[first][list(by)].reset_index(drop=True)
     res["n_samples"] = ends - first

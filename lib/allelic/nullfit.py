@@ -405,7 +405,7 @@ class DosageNull:
 
 
 def fit_dosage_null(k, n, bad, *, null_ratio="fit", alpha=0.05, max_rho=0.5, max_iter=30,
-                    tol=1e-4) -> DosageNull:
+                    tol=1e-4, min_count: int = 0) -> DosageNull:
     """Over-dispersion (and, with ``null_ratio="fit"``, the reference mapping bias) of sites sharing one BAD
     ``bad``, fitted on the sites that look null: :func:`fit_null_trimmed` for the dosage null.
 
@@ -415,9 +415,12 @@ def fit_dosage_null(k, n, bad, *, null_ratio="fit", alpha=0.05, max_rho=0.5, max
     outside it are set aside, and the parameters maximise the likelihood of the others conditional on their
     acceptance region (trimming the null's own tails does not bias ``rho`` down); repeat until they move less than
     ``tol`` or the kept sites no longer change. A number for ``null_ratio`` holds it fixed; a fitted one stays in
-    [0.3, 0.7]; ``rho`` in [0, max_rho]."""
+    [0.3, 0.7]; ``rho`` in [0, max_rho]. ``min_count``: the floor the sites were filtered with (both alleles at
+    least that many reads); the acceptance regions are those of the truncated null and lie inside its support, so the
+    conditional likelihood is the truncated one."""
     k, n = _check_counts(k, n)
     k, n = k.ravel(), n.ravel()
+    _check_floor(k, n, min_count)
     if not (0 < alpha < 0.5):
         raise ValueError(f"fit_dosage_null: alpha must lie in (0, 0.5), got {alpha}")
 
@@ -448,7 +451,7 @@ def fit_dosage_null(k, n, bad, *, null_ratio="fit", alpha=0.05, max_rho=0.5, max
 
     keep = None
     for _ in range(max_iter):
-        acc = accepted(logpmf(p0, rho))
+        acc = accepted(_truncate_rows(logpmf(p0, rho), nu, min_count))
         if keep is not None and np.array_equal(keep, acc[inv, k]):
             break                                     # the same sites kept: the same optimum
         keep = acc[inv, k]

@@ -258,6 +258,7 @@ def _check_floor(k, n, min_count: int) -> None:
     """Every ``k`` within ``[min_count, n - min_count]`` (the support of the truncated distribution)."""
     if min_count < 0 or int(min_count) != min_count:
         raise ValueError(f"min_count must be a non-negative integer, got {min_count!r}")
+    k, n = np.ravel(k), np.ravel(n)
     bad = (k < min_count) | (n - k < min_count)
     if min_count and bad.any():
         i = _first_bad(bad)
@@ -448,21 +449,23 @@ def allelic_ratio_ci(k, n, *, level=0.95, method="wilson") -> pd.DataFrame:
     return pd.DataFrame({"ratio": ratio, "log2_ratio": log2r, "ci_low": lo, "ci_high": hi})
 
 
-def _component_tails(k: np.ndarray, n: np.ndarray, p: np.ndarray, rho: np.ndarray):
-    """``P(X >= k)`` and ``P(X <= k)`` of a binomial (``rho = 0``) or beta-binomial at mean ``p``."""
+def _component_tails(k: np.ndarray, n: np.ndarray, p: np.ndarray, rho: np.ndarray, min_count: int = 0):
+    """``P(X >= k)``, ``P(X <= k)`` and the kept mass ``P(min_count <= X <= n - min_count)`` of a binomial
+    (``rho = 0``) or beta-binomial at mean ``p``; with ``min_count`` the tails count only the kept outcomes (divide
+    by the mass for the truncated distribution's)."""
     from scipy.stats import betabinom, binom
 
-    ge, le = np.empty(k.shape), np.empty(k.shape)
-    flat = rho <= 0
-    if flat.any():
-        ge[flat] = binom.sf(k[flat] - 1, n[flat], p[flat])
-        le[flat] = binom.cdf(k[flat], n[flat], p[flat])
-    od = ~flat
-    if od.any():
-        a, b = _rho_to_ab(p[od], rho[od])
-        ge[od] = betabinom.sf(k[od] - 1, n[od], a, b)
-        le[od] = betabinom.cdf(k[od], n[od], a, b)
-    return np.clip(ge, 0.0, 1.0), np.clip(le, 0.0, 1.0)
+    ge, le, z = np.empty(k.shape), np.empty(k.shape), np.ones(k.shape)
+    m = min_count
+    for sel, dist in ((rho <= 0, lambda s: binom(n[s], p[s])),
+                      (rho > 0, lambda s: betabinom(n[s], *_rho_to_ab(p[s], rho[s])))):
+        if sel.any():
+            d = dist(sel)
+            ge[sel] = d.sf(k[sel] - 1) - (d.sf(n[sel] - m) if m else 0.0)
+            le[sel] = d.cdf(k[sel]) - (d.cdf(m - 1) if m else 0.0)
+            if m:
+                z[sel] = d.cdf(n[sel] - m) - d.cdf(m - 1)
+    return np.clip(ge, 0.0, 1.0), np.clip(le, 0.0, 1.0), np.clip(z, 0.0, 1.0)
 
 
 def null_ratios(bad, null_ratio=0.5) -> tuple[np.ndarray, np.ndarray]:
@@ -477,7 +480,7 @@ def null_ratios(bad, null_ratio=0.5) -> tuple[np.ndarray, np.ndarray]:
     return w / (w + b), w * b / (w * b + 1.0)
 
 
-def dosage_test(k, n, bad=1.0, rho=0.0, more=0.5, null_ratio=0.5) -> pd.DataFrame:
+def dosage_test(k, n, bad=1.0, rho=0.0, more=0.5, null_ratio=0.5, *, min_count: int = 0) -> pd.DataFrame:
     """Allelic imbalance beyond background allelic dosage (BAD): under BAD ``b`` a site without allele-specific
     activity has reference ratio ``b / (b + 1)`` when the reference allele is on the haplotype with more copies and
     ``1 / (b + 1)`` when it is on the other; the null is the mixture of the two binomials (``rho = 0``) or
@@ -490,7 +493,9 @@ def dosage_test(k, n, bad=1.0, rho=0.0, more=0.5, null_ratio=0.5) -> pd.DataFram
     Returns a DataFrame (one row per site): ``p_ref`` = ``P(X >= k)`` (more reference reads than dosage explains),
     ``p_alt`` = ``P(X <= k)``, ``pvalue`` = ``min(1, 2 min(p_ref, p_alt))`` (two-sided) and ``preferred``
     (``"ref"`` or ``"alt"``, the side of the smaller one-sided p). ``k``, ``n``, ``bad``, ``rho``, ``more``,
-    ``null_ratio`` broadcast."""
+    ``null_ratio`` broadcast. ``min_count``: the data kept only sites where both alleles have at least this many
+    reads; the null is then the mixture conditioned on that (each component's tails over the kept outcomes, divided
+    by the mixture's kept mass: the floor is applied after the reads are drawn, whatever the phase)."""
     k, n = _check_counts(k, n)
     bad = np.asarray(bad, dtype=float)
     rho = np.asarray(_check_param(rho, "rho", 0.0, 1.0, hi_open=True), dtype=float)
@@ -498,10 +503,13 @@ def dosage_test(k, n, bad=1.0, rho=0.0, more=0.5, null_ratio=0.5) -> pd.DataFram
     p0 = np.asarray(_check_param(null_ratio, "null_ratio", 0.0, 1.0, lo_open=True, hi_open=True), dtype=float)
     k, n, bad, rho, more, p0 = np.broadcast_arrays(k, n, bad, rho, more, p0)
     lo, hi = null_ratios(bad, p0)
+    _check_floor(k, n, min_count)
     k, n = k.astype(float), n.astype(float)
-    ge_lo, le_lo = _component_tails(k, n, lo, rho)
-    ge_hi, le_hi = _component_tails(k, n, hi, rho)
-    p_ref, p_alt = (1 - more) * ge_lo + more * ge_hi, (1 - more) * le_lo + more * le_hi
+    ge_lo, le_lo, z_lo = _component_tails(k, n, lo, rho, min_count)
+    ge_hi, le_hi, z_hi = _component_tails(k, n, hi, rho, min_count)
+    z = (1 - more) * z_lo + more * z_hi
+    p_ref, p_alt = ((1 - more) * ge_lo + more * ge_hi) / z, ((1 - more) * le_lo + more * le_hi) / z
+    p_ref, p_alt = np.clip(p_ref, 0.0, 1.0), np.clip(p_alt, 0.0, 1.0)
     return pd.DataFrame({"p_ref": p_ref.ravel(), "p_alt": p_alt.ravel(),
                          "pvalue": np.minimum(1.0, 2 * np.minimum(p_ref, p_alt)).ravel(),
                          "preferred": np.where(p_ref <= p_alt, "ref", "alt").ravel()})
