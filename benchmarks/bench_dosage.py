@@ -63,24 +63,35 @@ def mixalime_calls(exe: str, vcf_dir: Path, badmap: pd.DataFrame, work: Path, fd
 
 
 def compare_calls(vcfs, mixalime: pd.DataFrame, fdr: float = 0.05) -> pd.DataFrame:
-    """Chapter 02's two HEK293 call sets against MIXALIME's, SNV by SNV."""
+    """Chapter 02's HEK293 call sets against MIXALIME's, SNV by SNV, with the tests conditioned on the VCFs' floor
+    of 5 reads per allele (``min_count=5``: null fits, per-record tests and the combination; issue 28) and without
+    (``min_count=0``: untruncated fits and tests; the segmentation conditions on the floor either way)."""
     tables = [read_vcf_ad(v).table for v in vcfs]
-    diploid = pd.concat([stats.test_imbalance(t, group_cols=("sample",), min_total=6, null="trimmed", fdr=fdr,
-                                              random_state=0).table for t in tables])
-    diploid["preferred_allele"] = np.where(diploid["ratio"] > 0.5, "ref", "alt")
-    aware_res = dosage.test_imbalance_with_dosage(pd.concat(tables).assign(line="HEK293"), segment_by=("line",),
-                                                  group_cols=("sample",), min_total=6, fdr=fdr, min_count=5)
-    aware = aware_res.table
-    combined = dosage.combine_samples(aware_res, fdr=fdr)
     theirs = dict(zip(zip(mixalime["chrom"], mixalime["pos"]), mixalime["pref_allele"]))
     rows = []
-    for name, t, col in (("diploid beta-binomial", diploid, "as_betabinom"), ("dosage-aware", aware, "as_dosage"),
-                         ("dosage-aware, samples combined", combined, "as_snv")):
-        snvs = t[t[col].astype(bool)].drop_duplicates(["chrom", "pos"])
-        both = [(c, p) in theirs for c, p in zip(snvs["chrom"], snvs["pos"])]
-        same = [theirs.get((c, p)) == a for c, p, a in zip(snvs["chrom"], snvs["pos"], snvs["preferred_allele"])]
-        rows.append({"calls": name, "snvs": len(snvs), "also_mixalime": int(np.sum(both)),
-                     "same_allele": int(np.sum(same))})
+    for floor in (0, 5):
+        diploid = pd.concat([stats.test_imbalance(t, group_cols=("sample",), min_total=6, null="trimmed", fdr=fdr,
+                                                  random_state=0, min_count=floor).table for t in tables])
+        diploid["preferred_allele"] = np.where(diploid["ratio"] > 0.5, "ref", "alt")
+        aware_res = dosage.test_imbalance_with_dosage(pd.concat(tables).assign(line="HEK293"), segment_by=("line",),
+                                                      group_cols=("sample",), min_total=6, fdr=fdr, min_count=floor)
+        if floor == 0:  # the segmentation always conditions on the floor: the same BADs in both rows
+            seg = dosage.test_imbalance_with_dosage(pd.concat(tables).assign(line="HEK293"), segment_by=("line",),
+                                                    group_cols=("sample",), min_total=6, fdr=fdr, min_count=5)
+            bad_map = pd.concat(s.segments for s in seg.segmentation.values())
+            aware_res = dosage.test_imbalance_with_dosage(pd.concat(tables), bad_map=bad_map, group_cols=("sample",),
+                                                          min_total=6, fdr=fdr, min_count=0)
+        combined = dosage.combine_samples(aware_res, fdr=fdr)
+        for name, t, col in (("diploid beta-binomial", diploid, "as_betabinom"),
+                             ("dosage-aware", aware_res.table, "as_dosage"),
+                             ("dosage-aware, samples combined", combined, "as_snv")):
+            snvs = t[t[col].astype(bool)].drop_duplicates(["chrom", "pos"])
+            both = [(c, p) in theirs for c, p in zip(snvs["chrom"], snvs["pos"])]
+            same = [theirs.get((c, p)) == a for c, p, a in zip(snvs["chrom"], snvs["pos"], snvs["preferred_allele"])]
+            rho = diploid.groupby("sample")["rho"].first().median() if col == "as_betabinom" else \
+                aware_res.params["rho"].median()
+            rows.append({"min_count": floor, "calls": name, "snvs": len(snvs), "also_mixalime": int(np.sum(both)),
+                         "same_allele": int(np.sum(same)), "median_rho": round(float(rho), 4)})
     return pd.DataFrame(rows)
 
 

@@ -329,12 +329,14 @@ class DosageResult:
     ``preferred_allele`` (``ref``/``alt``); ``params``: one row per group x BAD class (``n_sites``, ``rho``,
     ``null_ratio``, ``n_kept``, ``rho_from``, ``n_as``); ``segmentation``: the :class:`Segmentation` per
     ``segment_by`` group (None with a BAD map);
-    ``ledger``: rows not tested (``low_total``, ``below_min_count``, ``outside_bad_map``)."""
+    ``ledger``: rows not tested (``low_total``, ``below_min_count``, ``outside_bad_map``); ``min_count``: the read
+    floor the tests conditioned on."""
 
     table: pd.DataFrame
     params: pd.DataFrame
     segmentation: dict | None
     ledger: Ledger
+    min_count: int = 0  # the read floor the table was filtered with (combine_samples truncates to it too)
 
 
 def test_imbalance_with_dosage(table: pd.DataFrame, *, bad_map: pd.DataFrame | None = None, segment_by=("donor",),
@@ -415,7 +417,8 @@ def test_imbalance_with_dosage(table: pd.DataFrame, *, bad_map: pd.DataFrame | N
     params = pd.DataFrame(rows)
     params["n_as"] = params.merge(t.groupby([*group_cols, "bad"], as_index=False)["as_dosage"].sum(),
                                   on=[*group_cols, "bad"], how="left")["as_dosage"].to_numpy()
-    return DosageResult(table=t.reset_index(drop=True), params=params, segmentation=segs, ledger=ledger)
+    return DosageResult(table=t.reset_index(drop=True), params=params, segmentation=segs, ledger=ledger,
+                        min_count=min_count)
 
 
 def _component_pmf(n: int, p: float, rho: float) -> np.ndarray:
@@ -423,7 +426,8 @@ def _component_pmf(n: int, p: float, rho: float) -> np.ndarray:
     return np.exp(_logpmf(np.arange(n + 1), n, p, rho))
 
 
-def combine_samples(result: DosageResult, *, by=("chrom", "pos"), fdr: float = 0.1, min_count: int = 0) -> pd.DataFrame:
+def combine_samples(result: DosageResult, *, by=("chrom", "pos"), fdr: float = 0.1,
+                    min_count: int | None = None) -> pd.DataFrame:
     """One exact test per SNV over all its samples (replicates, tissues, assays of one genome), from
     :func:`test_imbalance_with_dosage`'s rows: more power than testing each sample alone, as MIXALIME gains by
     combining replicates.
@@ -435,11 +439,12 @@ def combine_samples(result: DosageResult, *, by=("chrom", "pos"), fdr: float = 0
     pmf is their convolution; the null mixes the two phases once per SNV. ``p_ref = P(T' >= T)``,
     ``p_alt = P(T' <= T)``, ``pvalue = min(1, 2 min)``; with one sample it is :func:`allelic.stats.dosage_test`.
     Benjamini-Hochberg over the SNVs, calls at ``fdr``. ``by``: the columns naming a SNV of one genome (add the
-    donor or cell line when the table holds several). ``min_count``: every record was kept only where both alleles
-    have at least that many reads; each record's pmf is then truncated to that support, and the two phases are
+    donor or cell line when the table holds several). ``min_count`` (default: the result's, the floor its tests
+    conditioned on): every record was kept only where both alleles have at least that many reads; each record's pmf is then truncated to that support, and the two phases are
     weighted by how likely each makes all the records' survival of the floor. Returns one row per SNV: ``by``, ``n_samples``, ``bad``,
     ``ref_count``, ``total``, ``p_ref``, ``p_alt``, ``pvalue``, ``qvalue``, ``as_snv``, ``preferred_allele``.
     Raises ValueError when a SNV's samples disagree on its BAD."""
+    min_count = result.min_count if min_count is None else min_count
     t = result.table.sort_values(list(by), kind="stable")
     keys = t[list(by)].astype(str).agg("\t".join, axis=1).to_numpy() if len(by) > 1 else t[by[0]].astype(str).to_numpy()
     first = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
