@@ -463,8 +463,8 @@ def combine_samples(result: DosageResult, *, by=("chrom", "pos"), fdr: float = 0
                 f = _component_pmf(int(n[i]), float(null_ratios(bad[i], p0[i])[comp]), rho[i])
                 if min_count:
                     f[:min_count], f[len(f) - min_count:] = 0.0, 0.0
-                    lz += np.log(max(f.sum(), 1e-300))
-                    f = f / max(f.sum(), 1e-300)
+                    kept = max(f.sum(), 1e-300)
+                    lz, f = lz + np.log(kept), f / kept
                 pmf = np.convolve(pmf, f)
             tot = int(k[a:z].sum())
             tails.append((pmf[tot:].sum(), pmf[:tot + 1].sum()))

@@ -13,8 +13,8 @@ import numpy as np
 from scipy import optimize, special
 from scipy.stats import binom as _binom
 
-from .pvalues import (_betabinom_logpmf_matrix, _check_counts, _check_floor, _check_param, _rho_to_ab, _rising_log,
-                      _truncate_rows, _unique_rows, null_ratios)
+from .pvalues import (_betabinom_logpmf_matrix, _check_counts, _check_floor, _check_param, _kept, _rho_to_ab,
+                      _rising_log, _truncate_rows, _unique_rows, null_ratios)
 
 # --------------------------------------------------------------------------- over-dispersion
 
@@ -135,9 +135,8 @@ def _log_kept_mass(n: np.ndarray, p: np.ndarray, min_count: int):
     logfact = special.gammaln(np.arange(int(n.max()) + 1) + 1.0)
 
     def logz(rho: float) -> np.ndarray:
-        L = _betabinom_logpmf_matrix(n, p, np.full(n.size, rho), logfact)
-        j = np.arange(L.shape[1])[None, :]
-        return special.logsumexp(np.where((j >= min_count) & (j <= n[:, None] - min_count), L, -np.inf), axis=1)
+        return special.logsumexp(_kept(_betabinom_logpmf_matrix(n, p, np.full(n.size, rho), logfact), n, min_count),
+                                 axis=1)
     return logz
 
 

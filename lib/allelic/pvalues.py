@@ -242,14 +242,19 @@ def _betabinom_logpmf_matrix(n: np.ndarray, p: np.ndarray, rho: np.ndarray, logf
     return L
 
 
+def _kept(L: np.ndarray, n: np.ndarray, min_count: int) -> np.ndarray:
+    """A log-pmf matrix (rows: totals ``n``) with -inf outside ``min_count <= j <= n - min_count``."""
+    j = np.arange(L.shape[1])[None, :]
+    return np.where((j >= min_count) & (j <= n[:, None] - min_count), L, -np.inf)
+
+
 def _truncate_rows(L: np.ndarray, n: np.ndarray, min_count: int) -> np.ndarray:
     """Rows of a log-pmf matrix (totals ``n``) conditioned on ``min_count <= j <= n - min_count``: -inf outside,
     renormalised inside (the left- and right-truncated beta-binomial of tables that keep only sites where both alleles
     have at least ``min_count`` reads)."""
     if min_count <= 0:
         return L
-    j = np.arange(L.shape[1])[None, :]
-    L = np.where((j >= min_count) & (j <= n[:, None] - min_count), L, -np.inf)
+    L = _kept(L, n, min_count)
     with np.errstate(divide="ignore"):
         return L - special.logsumexp(L, axis=1, keepdims=True)
 
