@@ -632,6 +632,40 @@ def test_truncated_null_p_values_hold_their_level_in_every_depth_bin():
     assert (t.loc[t["total"] < 20, "p_betabinom"] <= 0.1).mean() > 0.02
 
 
+def test_randomized_pvalues_equal_hand_sums():
+    from scipy.stats import betabinom
+
+    a, b = 0.5 * (1 - 0.1) / 0.1, 0.5 * (1 - 0.1) / 0.1
+    d = betabinom(12, a, b)
+    kept = d.cdf(12 - 3) - d.cdf(2)
+    u = np.random.default_rng(4).random(1)[0]
+    want = (d.cdf(9) - d.cdf(7) + u * d.pmf(7)) / kept       # P(7 < X <= 9) + U P(X = 7), over the kept mass
+    got = _stats.randomized_pvalues([7], [12], 0.5, 0.1, min_count=3, random_state=4)
+    assert got[0] == pytest.approx(want, rel=1e-9)
+    one = st.binom(10, 0.3)                                 # binomial, no floor
+    assert _stats.randomized_pvalues([4], [10], 0.3, 0.0, random_state=4)[0] == pytest.approx(
+        one.sf(4) + u * one.pmf(4), rel=1e-9)
+
+
+def test_truncated_null_randomized_p_values_are_uniform_in_every_depth_bin():
+    """Issue 28's must-show: on floor-filtered null records (planted rho 0.03), the truncated fit recovers rho within
+    10 % and the randomized p-values under the fitted truncated null are uniform (Kolmogorov-Smirnov) in every depth
+    bin; the untruncated fit (rho too small) fails the same check where the floor bites."""
+    k, n = _floor_filtered(np.random.default_rng(6), n_sites=60_000)
+    counts = pd.DataFrame({"ref_count": k, "alt_count": n - k})
+    bins = [9, 19, 39, 79, 10_000]
+    ks = {}
+    for m in (0, 5):
+        t = _stats.test_imbalance(counts, group_cols=(), min_total=10, null="trimmed", min_count=m).table
+        if m:
+            assert t["rho"].iloc[0] == pytest.approx(0.03, rel=0.1)
+        u = _stats.randomized_pvalues(t["ref_count"], t["total"], t["p_null"], t["rho"], min_count=5, random_state=0)
+        ks[m] = [st.kstest(u[(t["total"] > lo) & (t["total"] <= hi)], "uniform").pvalue
+                 for lo, hi in zip(bins[:-1], bins[1:])]
+    assert min(ks[5]) > 0.01, ks[5]
+    assert min(ks[0]) < 1e-6, ks[0]
+
+
 def test_test_imbalance_ledgers_rows_below_the_floor():
     t = pd.DataFrame({"ref_count": [3, 10, 12, 8], "alt_count": [20, 11, 4, 9]})
     res = _stats.test_imbalance(t, group_cols=(), min_total=6, null="fixed", overdispersion=0.02, min_count=5)

@@ -518,3 +518,18 @@ def dosage_test(k, n, bad=1.0, rho=0.0, more=0.5, null_ratio=0.5, *, min_count: 
     return pd.DataFrame({"p_ref": p_ref.ravel(), "p_alt": p_alt.ravel(),
                          "pvalue": np.minimum(1.0, 2 * np.minimum(p_ref, p_alt)).ravel(),
                          "preferred": np.where(p_ref <= p_alt, "ref", "alt").ravel()})
+
+
+def randomized_pvalues(k, n, p=0.5, rho=0.0, *, bad=1.0, min_count: int = 0, random_state=None) -> np.ndarray:
+    """Randomized one-sided p-values ``P(X > k) + U P(X = k)`` (``U`` uniform) under the null of
+    :func:`dosage_test` (BAD ``bad``, even phase mixture; ``bad = 1`` is the beta-binomial at ``p``, the binomial
+    for ``rho = 0``), truncated to ``[min_count, n - min_count]`` when ``min_count`` is set.
+
+    A calibration check, not a test to call with: a discrete null's p-values are not uniform, but these are exactly
+    U(0, 1) when the records follow the null (the randomized probability integral transform; Dunn and Smyth's
+    randomized quantile residuals are their normal quantiles), so a Kolmogorov-Smirnov test per depth bin asks
+    whether a fitted null describes the data at every depth. ``random_state`` seeds ``U``."""
+    t = dosage_test(k, n, bad, rho, 0.5, p, min_count=min_count)
+    p_ref, p_alt = t["p_ref"].to_numpy(), t["p_alt"].to_numpy()
+    u = np.random.default_rng(random_state).random(len(t))
+    return np.clip(1.0 - p_alt + u * (p_ref + p_alt - 1.0), 0.0, 1.0)

@@ -44,12 +44,13 @@ from .fdr import EmpiricalFDR, bh_fdr, empirical_fdr_threshold
 from .ledger import Ledger
 from .nullfit import DosageNull, NullFit, estimate_null_ratio, fit_betabinom_rho, fit_dosage_null, fit_null_trimmed
 from .pvalues import (_check_param, _first_bad, allelic_ratio_ci, betabinom_test, binomial_test,
-                      dosage_test, summed_betabinom_test)
+                      dosage_test, randomized_pvalues, summed_betabinom_test)
 
 __all__ = [
     "combine_replicates",
     "format_pvalue",
     "dosage_test",
+    "randomized_pvalues",
     "fit_dosage_null",
     "DosageNull",
     "binomial_test",
