@@ -23,8 +23,15 @@ docstring has the recipe):
     .venv/bin/python benchmarks/mixalime_truth.py --mixalime /tmp/venv_mix/bin/mixalime \
         --babachi /tmp/venv_mix/bin/babachi --seeds 0 1 2 3 4 --out benchmarks/mixalime_truth
 
-Writes ``<out>/metrics.tsv`` (one row per seed x donor x method x map x level) and ``<out>/summary.tsv`` (ranges
-over the seeds), and prints the summary as Markdown. Chapter 02 reads ``metrics.tsv`` when it is present.
+Also ``ours, two-stage BH``: our SNV p-values with the adaptive two-stage Benjamini-Krieger-Yekutieli procedure
+(it estimates the share of null SNVs; statsmodels' ``fdr_tsbky``), a power lever measured here before the library
+adopts it.
+
+Writes ``<out>/metrics.tsv`` (one row per seed x donor x method x map x level), ``<out>/summary.tsv`` (ranges
+over the seeds) and ``<out>/power.tsv`` (per SNV, with each method's own BAD map: recall by the SNV's largest
+planted effect ``|r - 0.5|`` and its reads summed over the donor's samples, :func:`allelic.evaluate.power_table`
+pooled over the seeds), and prints the summary as Markdown. Chapter 02 reads ``summary.tsv`` and ``power.tsv``
+when they are present.
 """
 from __future__ import annotations
 
@@ -41,7 +48,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_dosage import STATES  # noqa: E402
 
-from allelic import dosage, io, simulate  # noqa: E402
+from allelic import dosage, evaluate, io, simulate  # noqa: E402
 from allelic.fdr import bh_fdr  # noqa: E402
 
 FDR = 0.05
@@ -122,18 +129,32 @@ def ours(counts: pd.DataFrame, bad_map: pd.DataFrame | None) -> tuple[pd.DataFra
     return res.table, dosage.combine_samples(res, fdr=FDR)
 
 
-def run_seed(seed: int, tools: dict, work: Path, n_chromosomes: int = 4, length: int = 2_000_000) -> list[dict]:
+def two_stage(p: np.ndarray) -> np.ndarray:
+    """Calls of the adaptive two-stage Benjamini-Krieger-Yekutieli procedure at FDR (statsmodels')."""
+    from statsmodels.stats.multitest import multipletests
+
+    return multipletests(p, alpha=FDR, method="fdr_tsbky")[0]
+
+
+def run_seed(seed: int, tools: dict, work: Path, n_chromosomes: int = 4,
+             length: int = 2_000_000) -> tuple[list[dict], pd.DataFrame]:
+    """One seed's metric rows and its per-SNV table (truth, effect, depth and each method's call; BAD maps of
+    each method's own segmentation) for the power curve."""
     sim = simulate.simulate("smoke", n_chromosomes=n_chromosomes, chrom_length=length, cnv_donors=("D2",),
                             random_state=seed)
     counts = io.simulation_counts(sim, min_base_quality=13, min_mapping_quality=10)
     truth = sim.truth()
     fai = Path(sim.root) / "genome.fa.fai"
-    rows = []
+    truth = truth.assign(effect=(truth["true_hap1_ratio"] - 0.5).abs().where(truth["is_as"], 0.0))
+    rows, power = [], []
     for donor, c in counts.groupby("donor"):
         c = c[c["total"] > 0].reset_index(drop=True)
-        tr = c[["sample", *SNV]].merge(truth[["sample", *SNV, "is_as"]], on=["sample", *SNV], how="left")
+        tr = c[["sample", *SNV, "total"]].merge(truth[["sample", *SNV, "is_as", "effect"]], on=["sample", *SNV],
+                                                how="left")
         tr["is_as"] = tr["is_as"].astype("boolean").fillna(False).astype(bool)
-        per_snv = tr.groupby(SNV, as_index=False)["is_as"].any()
+        per_snv = tr.groupby(SNV, as_index=False).agg(is_as=("is_as", "any"), effect=("effect", "max"),
+                                                      total=("total", "sum"))
+        snv_calls = per_snv.assign(seed=seed, donor=donor)
         d = work / f"seed{seed}" / donor
         (d / "vcf").mkdir(parents=True, exist_ok=True)
         write_vcfs(c, fai, d / "vcf")
@@ -151,6 +172,11 @@ def run_seed(seed: int, tools: dict, work: Path, n_chromosomes: int = 4, length:
             called = snvs[snvs["as_snv"]]
             rows.append({"seed": seed, "donor": donor, "method": "ours", "map": map_name, "level": "snv", "seconds": secs,
                          **score(per_snv, SNV, called, snvs.assign(rank_score=snvs["pvalue"]))})
+            adaptive = snvs[two_stage(snvs["pvalue"].to_numpy())]
+            rows.append({"seed": seed, "donor": donor, "method": "ours, two-stage BH", "map": map_name, "level": "snv",
+                         "seconds": secs, **score(per_snv, SNV, adaptive, snvs.assign(rank_score=snvs["pvalue"]))})
+            if map_name == "own":
+                snv_calls = _mark(snv_calls, called, "ours")
             rows.append({"seed": seed, "donor": donor, "method": "ours", "map": map_name, "level": "sample",
                          "seconds": secs, **score(tr, ["sample", *SNV], recs[recs["as_dosage"]],
                                                   recs.assign(rank_score=recs["p_dosage"]))})
@@ -162,14 +188,23 @@ def run_seed(seed: int, tools: dict, work: Path, n_chromosomes: int = 4, length:
             snvs, raw = mixalime(tools["mixalime"], d / "vcf", bad_map, mw, MODELS[model])
             secs = time.perf_counter() - t0 + (t_bab if map_name == "own" else 0.0)
             method = f"MIXALIME ({model})"
+            called = snvs[snvs["fdr_comb_pval"] <= FDR]
             rows.append({"seed": seed, "donor": donor, "method": method, "map": map_name, "level": "snv",
-                         "seconds": secs, **score(per_snv, SNV, snvs[snvs["fdr_comb_pval"] <= FDR],
-                                                  snvs.assign(rank_score=snvs["fdr_comb_pval"]))})
+                         "seconds": secs, **score(per_snv, SNV, called, snvs.assign(rank_score=snvs["fdr_comb_pval"]))})
+            if map_name == "own":
+                snv_calls = _mark(snv_calls, called, method)
             q = np.minimum(bh_fdr(raw["ref_pval"].to_numpy()), bh_fdr(raw["alt_pval"].to_numpy()))
             raw = raw.assign(rank_score=q)
             rows.append({"seed": seed, "donor": donor, "method": method, "map": map_name, "level": "sample",
                          "seconds": secs, **score(tr, ["sample", *SNV], raw[q <= FDR], raw)})
-    return rows
+        power.append(snv_calls)
+    return rows, pd.concat(power, ignore_index=True)
+
+
+def _mark(table: pd.DataFrame, called: pd.DataFrame, name: str) -> pd.DataFrame:
+    """``table`` with a boolean column ``name``: the SNV is among ``called``'s."""
+    keys = pd.MultiIndex.from_frame(called[SNV])
+    return table.assign(**{name: pd.MultiIndex.from_frame(table[SNV]).isin(keys)})
 
 
 def summarise(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -194,14 +229,19 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows, snvs = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in a.seeds:
             t0 = time.perf_counter()
-            rows += [{**r, "genome_mb": a.chromosomes * a.length / 1e6}
-                     for r in run_seed(seed, {"mixalime": a.mixalime, "babachi": a.babachi}, Path(tmp), a.chromosomes,
-                                       a.length)]
+            r, s = run_seed(seed, {"mixalime": a.mixalime, "babachi": a.babachi}, Path(tmp), a.chromosomes, a.length)
+            rows += [{**x, "genome_mb": a.chromosomes * a.length / 1e6} for x in r]
+            snvs.append(s)
             print(f"seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
+    snvs = pd.concat(snvs, ignore_index=True)
+    methods = [c for c in snvs.columns if c == "ours" or c.startswith("MIXALIME")]
+    power = pd.concat([evaluate.power_table(g, g, methods, effect="effect", on=("seed", *SNV)).assign(donor=donor)
+                       for donor, g in snvs.groupby("donor")], ignore_index=True)
+    power.to_csv(out / "power.tsv", sep="\t", index=False, float_format="%.4f")
     metrics = pd.DataFrame(rows)
     metrics.to_csv(out / "metrics.tsv", sep="\t", index=False, float_format="%.4f")
     summary = summarise(metrics)

@@ -28,6 +28,25 @@ def test_call_metrics_counts_untested_truth_as_not_called():
         evaluate.call_metrics(calls, truth, "y")
 
 
+def test_power_table_hand_counts():
+    # five true AS rows: effects 0.05, 0.05, 0.25, 0.25, 0.25; depths 8, 12 (called), 50 (called), 50, untested
+    truth = pd.DataFrame({"sample": "S", "chrom": "chr1", "pos": [1, 2, 3, 4, 5, 6],
+                          "is_as": [True, True, True, True, True, False],
+                          "effect": [0.05, -0.05, 0.25, 0.25, 0.25, 0.0]})
+    calls = pd.DataFrame({"sample": "S", "chrom": "chr1", "pos": [1, 2, 3, 4, 6], "total": [8, 12, 50, 50, 30],
+                          "x": [False, True, True, False, True]})
+    t = evaluate.power_table(calls, truth, "x", effect="effect").set_index(["effect_bin", "depth_bin"])
+    assert t.loc[("(0, 0.1]", "6-9"), "recall"] == 0 and t.loc[("(0, 0.1]", "10-19"), "recall"] == 1
+    row = t.loc[("(0.2, 0.3]", "40-79")]
+    assert (row["n_true"], row["n_called"], row["recall"]) == (2, 1, 0.5)
+    lo, hi = evaluate._wilson(1, 2, 0.95)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((lo, hi))
+    assert t.loc[("(0.2, 0.3]", "0-5"), "n_true"] == 1              # untested: depth 0, not called
+    assert len(t) == 4 and t["n_true"].sum() == 5                  # the null row is not counted
+    with pytest.raises(ValueError, match="missing column"):
+        evaluate.power_table(calls, truth, "x", effect="nope")
+
+
 def test_binary_metrics_hand_values():
     # scores rank: pos 0.9, neg 0.8, pos 0.7, neg 0.1 -> 3 of 4 positive-negative pairs ordered: AUROC 0.75
     y = [1, 0, 1, 0]

@@ -96,3 +96,15 @@ def test_route_boxplots_sorts_by_median_and_colours_by_route():
     assert [t.get_text() for t in ax.get_yticklabels()] == ["B", "a", "c"]      # medians 0.8, 0.6, 0.5
     faces = [tuple(round(c, 3) for c in p.get_facecolor()[:3]) for p in ax.patches][:3]
     assert faces == [(0.0, 0.0, 1.0), (1.0, 0.0, 0.0), (1.0, 0.0, 0.0)]            # boxes top to bottom: y, x, x
+
+
+def test_power_curve_draws_each_effect_bin_at_its_depths():
+    p = pd.DataFrame({"effect_bin": ["(0, 0.1]", "(0, 0.1]", "(0.1, 0.2]"], "depth_bin": ["6-9", "10-19", "10-19"],
+                      "n_true": [10, 20, 5], "recall": [0.1, 0.3, 0.8], "ci_low": [0.0, 0.1, 0.4],
+                      "ci_high": [0.4, 0.5, 0.95]})
+    fig = pl.power_curve(p, title="t")
+    ax = fig.axes[0]
+    lines = [ln for ln in ax.get_lines() if len(ln.get_xdata()) and ln.get_marker() == "o"]
+    assert [list(ln.get_xdata()) for ln in lines] == [[0, 1], [1]]      # depth bins in order of appearance
+    assert [list(ln.get_ydata()) for ln in lines] == [[0.1, 0.3], [0.8]]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["6-9", "10-19"]

@@ -53,6 +53,47 @@ def call_metrics(calls: pd.DataFrame, truth: pd.DataFrame, call_cols, *, on=("sa
     return out
 
 
+#: depth bins of :func:`power_table` (reads at the measurement; 0 = not tested: no reads or below ``min_total``)
+DEPTH_BINS = (0, 6, 10, 20, 40, 80, np.inf)
+#: allelic-effect bins of :func:`power_table`: ``|r - 0.5|``, the planted imbalance of the activity (0.1: 60:40)
+EFFECT_BINS = (0.0, 0.1, 0.2, 0.3, 0.5)
+
+
+def power_table(calls: pd.DataFrame, truth: pd.DataFrame, call_cols, *, effect: str, on=("sample", "chrom", "pos"),
+                depth: str = "total", truth_col: str = "is_as", depth_bins=DEPTH_BINS, effect_bins=EFFECT_BINS,
+                level: float = 0.95) -> pd.DataFrame:
+    """Recall of the call columns among the truly allele-specific rows of ``truth``, by the true effect
+    (``truth[effect]``, binned by ``effect_bins``, right-closed) and the depth the measurement had (``calls[depth]``;
+    a truth row without a call row counts as depth 0, not called): what a test can find at a given depth.
+
+    Returns one row per call column x effect bin x depth bin with ``n_true``, ``n_called``, ``recall`` and its
+    Wilson interval (``ci_low``, ``ci_high``); bins without a true row are left out. The bins are labelled
+    ``"(lo, hi]"`` for effects and ``"lo-hi"`` reads (``"lo+"`` for the last) for depths."""
+    on, call_cols = list(on), [call_cols] if isinstance(call_cols, str) else list(call_cols)
+    missing = [c for c in on + call_cols + [depth] if c not in calls.columns] + \
+        [c for c in on + [truth_col, effect] if c not in truth.columns]
+    if missing:
+        raise ValueError(f"missing column(s) for power_table: {', '.join(dict.fromkeys(missing))}")
+    m = truth.loc[truth[truth_col].astype(bool), on + [effect]].merge(calls[on + call_cols + [depth]], on=on,
+                                                                     how="left")
+    m[depth] = m[depth].fillna(0)
+    d_edges, e_edges = list(depth_bins), list(effect_bins)
+    d_labels = [f"{lo:g}+" if np.isinf(hi) else f"{lo:g}-{hi - 1:g}" for lo, hi in zip(d_edges[:-1], d_edges[1:])]
+    m["depth_bin"] = pd.cut(m[depth], d_edges, right=False, labels=d_labels)
+    m["effect_bin"] = pd.cut(m[effect].abs(), e_edges, right=True, labels=[
+        f"({lo:g}, {hi:g}]" for lo, hi in zip(e_edges[:-1], e_edges[1:])])
+    rows = []
+    for c in call_cols:
+        hit = m[c].eq(True)
+        g = hit.groupby([m["effect_bin"], m["depth_bin"]], observed=True).agg(["sum", "size"])
+        for (e, d), r in g.iterrows():
+            lo, hi = _wilson(r["sum"], r["size"], level)
+            rows.append({"call": c, "effect_bin": e, "depth_bin": d, "n_true": int(r["size"]),
+                         "n_called": int(r["sum"]), "recall": r["sum"] / r["size"], "ci_low": max(lo, 0.0),
+                         "ci_high": min(hi, 1.0)})
+    return pd.DataFrame(rows)
+
+
 def binary_metrics(y, score) -> dict:
     """AUROC and AUPRC (average precision) of scores against 0/1 labels; NaN when only one class is present."""
     from sklearn.metrics import average_precision_score, roc_auc_score

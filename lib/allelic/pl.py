@@ -112,6 +112,29 @@ def metric_bars(metrics: pd.DataFrame, *, x: str = "call", y=("precision", "reca
     return fig
 
 
+def power_curve(power: pd.DataFrame, *, ax=None, title: str | None = None, labels: dict | None = None,
+                xlabel: str = "reads at the measurement"):
+    """Recall against depth, one line per true-effect bin, with Wilson intervals: one call column of
+    :func:`allelic.evaluate.power_table` (filter ``power`` to it first). ``labels`` rename the effect bins."""
+    fig, ax = _ax(ax, (5, 3.5))
+    depths = list(dict.fromkeys(power["depth_bin"].astype(str)))
+    x = {d: i for i, d in enumerate(depths)}
+    for e, g in power.groupby("effect_bin", observed=True, sort=True):
+        g = g[g["n_true"] > 0]
+        xs = g["depth_bin"].astype(str).map(x).to_numpy()
+        r, lo, hi = (g[c].to_numpy(float) for c in ("recall", "ci_low", "ci_high"))
+        ax.errorbar(xs, r, yerr=np.clip(np.vstack([r - lo, hi - r]), 0, None), marker="o",
+                    ms=4, capsize=2, label=(labels or {}).get(str(e), str(e)))
+    ax.set_xticks(range(len(depths)), depths)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("recall")
+    ax.set_ylim(0, 1.02)
+    ax.legend(title="|r - 0.5|", frameon=False, fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
 def split_balance(summary: pd.DataFrame, *, ax=None):
     """Examples per split (stacked: AS and not AS), one group of bars per assay when ``summary`` has an ``assay``
     column (the output of :func:`allelic.splits.split_summary`)."""
