@@ -27,8 +27,12 @@ Also ``ours, two-stage BH``: our SNV p-values with the adaptive two-stage Benjam
 (it estimates the share of null SNVs; statsmodels' ``fdr_tsbky``), a power lever measured here before the library
 adopts it.
 
+Also ``planted, planted null``: our test with the planted BAD map and the simulator's own over-dispersion and
+mapping bias instead of the fitted ones (the oracle null: what the null fit costs). ``--ours-only`` runs our rows
+without BABACHI and MIXALIME.
+
 Writes ``<out>/metrics.tsv`` (one row per seed x donor x method x map x level), ``<out>/summary.tsv`` (ranges
-over the seeds) and ``<out>/power.tsv`` (per SNV, with each method's own BAD map: recall by the SNV's largest
+over the seeds), ``<out>/snvs.tsv.gz`` (every SNV: truth, effect, reads, each method's call) and ``<out>/power.tsv`` (per SNV, with each method's own BAD map: recall by the SNV's largest
 planted effect ``|r - 0.5|`` and its reads summed over the donor's samples, :func:`allelic.evaluate.power_table`
 pooled over the seeds), and prints the summary as Markdown. Chapter 02 reads ``summary.tsv`` and ``power.tsv``
 when they are present.
@@ -36,6 +40,7 @@ when they are present.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import subprocess
 import sys
 import tempfile
@@ -53,6 +58,8 @@ from allelic.fdr import bh_fdr  # noqa: E402
 
 FDR = 0.05
 SNV = ["chrom", "pos"]
+#: a SNV's reads summed over the donor's 15 samples (median about 120 on chapter 02's cell line)
+SNV_DEPTH_BINS = (0, 20, 50, 100, 200, 400, np.inf)
 
 
 def write_vcfs(counts: pd.DataFrame, fai: Path, out: Path) -> list[Path]:
@@ -122,10 +129,21 @@ def score(universe: pd.DataFrame, keys: list[str], called: pd.DataFrame, ranked:
             "n_universe": len(truth), "recall_at_fdp": (tp[ok[-1]] / n_true) if len(ok) else 0.0}
 
 
-def ours(counts: pd.DataFrame, bad_map: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Chapter 02's dosage-aware test: per record, and a SNV's records combined."""
+def ours(counts: pd.DataFrame, bad_map: pd.DataFrame | None, planted_null: dict | None = None
+         ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Chapter 02's dosage-aware test: per record, and a SNV's records combined. ``planted_null``
+    (``{"rho": {sample: rho}, "null_ratio": p0}``): the simulator's own over-dispersion and mapping bias replace the
+    fitted ones (the oracle null: what the null fit costs)."""
     res = dosage.test_imbalance_with_dosage(counts, bad_map=bad_map, segment_by=("donor",), min_total=6, fdr=FDR,
                                             phased=True)
+    if planted_null is not None:
+        t = res.table.assign(rho_dosage=res.table["sample"].map(planted_null["rho"]),
+                             null_ratio_dosage=planted_null["null_ratio"])
+        p = dosage.dosage_test(t["ref_count"], t["total"], t["bad"], t["rho_dosage"],
+                               null_ratio=t["null_ratio_dosage"])["pvalue"].to_numpy()
+        t["p_dosage"] = p
+        t["as_dosage"] = bh_fdr(p) <= FDR
+        res = dataclasses.replace(res, table=t)
     return res.table, dosage.combine_samples(res, fdr=FDR)
 
 
@@ -162,12 +180,12 @@ def run_seed(seed: int, tools: dict, work: Path, n_chromosomes: int = 4,
         planted = dosage.read_bad_map(planted_file) if planted_file.exists() else pd.DataFrame(
             [(n, 0, int(ln), 1.0) for n, ln, *_ in (x.split("\t") for x in fai.read_text().splitlines())],
             columns=["chrom", "start", "end", "bad"])
-        t0 = time.perf_counter()
-        bab = babachi_map(tools["babachi"], c, fai, d)
-        t_bab = time.perf_counter() - t0
-        for map_name, bad_map in (("own", None), ("planted", planted)):
+        bias = sim.params.ref_bias
+        oracle = {"rho": sim.samples().set_index("sample")["rho"].to_dict(), "null_ratio": (1 + bias) / (2 + bias)}
+        for map_name, bad_map, null in (("own", None, None), ("planted", planted, None),
+                                        ("planted, planted null", planted, oracle)):
             t0 = time.perf_counter()
-            recs, snvs = ours(c, bad_map)
+            recs, snvs = ours(c, bad_map, null)
             secs = time.perf_counter() - t0
             called = snvs[snvs["as_snv"]]
             rows.append({"seed": seed, "donor": donor, "method": "ours", "map": map_name, "level": "snv", "seconds": secs,
@@ -180,6 +198,12 @@ def run_seed(seed: int, tools: dict, work: Path, n_chromosomes: int = 4,
             rows.append({"seed": seed, "donor": donor, "method": "ours", "map": map_name, "level": "sample",
                          "seconds": secs, **score(tr, ["sample", *SNV], recs[recs["as_dosage"]],
                                                   recs.assign(rank_score=recs["p_dosage"]))})
+        if tools is None:  # --ours-only
+            power.append(snv_calls)
+            continue
+        t0 = time.perf_counter()
+        bab = babachi_map(tools["babachi"], c, fai, d)
+        t_bab = time.perf_counter() - t0
         for (model, map_name), bad_map in ((("NB", "own"), bab), (("NB", "planted"), planted),
                                             (("BetaNB, p estimated", "own"), bab)):
             mw = d / f"mixalime_{MODELS[model][0]}_{map_name}"
@@ -220,26 +244,32 @@ def summarise(metrics: pd.DataFrame) -> pd.DataFrame:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--mixalime", required=True)
-    ap.add_argument("--babachi", required=True)
+    ap.add_argument("--mixalime", help="the mixalime executable of its own environment")
+    ap.add_argument("--babachi", help="the babachi executable of the same environment")
+    ap.add_argument("--ours-only", action="store_true", help="our rows alone (no BABACHI or MIXALIME)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--out", required=True)
     ap.add_argument("--chromosomes", type=int, default=4, help="simulated chromosomes (chapter 02: 4)")
     ap.add_argument("--length", type=int, default=2_000_000, help="their length (chapter 02: 2 Mb)")
     a = ap.parse_args(argv)
+    if not a.ours_only and not (a.mixalime and a.babachi):
+        ap.error("--mixalime and --babachi are needed unless --ours-only")
+    tools = None if a.ours_only else {"mixalime": a.mixalime, "babachi": a.babachi}
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     rows, snvs = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in a.seeds:
             t0 = time.perf_counter()
-            r, s = run_seed(seed, {"mixalime": a.mixalime, "babachi": a.babachi}, Path(tmp), a.chromosomes, a.length)
+            r, s = run_seed(seed, tools, Path(tmp), a.chromosomes, a.length)
             rows += [{**x, "genome_mb": a.chromosomes * a.length / 1e6} for x in r]
             snvs.append(s)
             print(f"seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
     snvs = pd.concat(snvs, ignore_index=True)
+    snvs.to_csv(out / "snvs.tsv.gz", sep="\t", index=False, float_format="%.4f")
     methods = [c for c in snvs.columns if c == "ours" or c.startswith("MIXALIME")]
-    power = pd.concat([evaluate.power_table(g, g, methods, effect="effect", on=("seed", *SNV)).assign(donor=donor)
+    power = pd.concat([evaluate.power_table(g, g, methods, effect="effect", on=("seed", *SNV),
+                                            depth_bins=SNV_DEPTH_BINS).assign(donor=donor)
                        for donor, g in snvs.groupby("donor")], ignore_index=True)
     power.to_csv(out / "power.tsv", sep="\t", index=False, float_format="%.4f")
     metrics = pd.DataFrame(rows)

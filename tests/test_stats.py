@@ -186,27 +186,6 @@ def test_estimate_null_ratio_errors():
 # ----------------------------------------------------------------------------- FDR
 
 
-def test_two_stage_fdr_matches_statsmodels():
-    from allelic.fdr import two_stage_fdr
-
-    rng = np.random.default_rng(3)
-    for n_alt in (0, 30, 300, 1000):          # none, few, many alternatives, all
-        p = np.concatenate([rng.random(1000 - n_alt), rng.beta(0.05, 1, n_alt)])
-        for fdr in (0.05, 0.1):
-            want = multipletests(p, alpha=fdr, method="fdr_tsbky")
-            q = two_stage_fdr(p, fdr)
-            np.testing.assert_allclose(q, want[1], rtol=1e-12)
-            np.testing.assert_array_equal(q <= fdr, want[0])
-    p = np.concatenate([rng.random(700), rng.beta(0.05, 1, 300)])
-    assert (two_stage_fdr(p, 0.05) <= 0.05).sum() > (bh_fdr(p) <= 0.05).sum()   # adaptive: more calls
-    pn = p.copy()
-    pn[::10] = np.nan
-    q = two_stage_fdr(pn, 0.05)
-    assert np.isnan(q[::10]).all()
-    np.testing.assert_allclose(q[~np.isnan(pn)], multipletests(pn[~np.isnan(pn)], alpha=0.05,
-                                                               method="fdr_tsbky")[1], rtol=1e-12)
-
-
 def test_bh_fdr_matches_statsmodels_and_keeps_nans():
     rng = np.random.default_rng(5)
     p = np.r_[rng.uniform(size=500), rng.uniform(0, 1e-4, size=50), [0.0, 1.0, 0.5, 0.5]]

@@ -1,5 +1,5 @@
-"""False discovery rate: Benjamini-Hochberg q-values (:func:`bh_fdr`), the adaptive two-stage procedure
-(:func:`two_stage_fdr`) and the AlleleSeq-style threshold from simulated null data (:func:`empirical_fdr_threshold`).
+"""False discovery rate: Benjamini-Hochberg q-values (:func:`bh_fdr`) and the AlleleSeq-style threshold from
+simulated null data (:func:`empirical_fdr_threshold`).
 """
 from __future__ import annotations
 
@@ -48,27 +48,6 @@ def bh_fdr(pvalues) -> np.ndarray:
         res[order] = q
         out[ok] = res
     return out.reshape(a.shape)
-
-
-def two_stage_fdr(pvalues, fdr: float = 0.1) -> np.ndarray:
-    """q-values of the adaptive two-stage procedure of Benjamini, Krieger and Yekutieli (2006), NaN-aware: call
-    ``q <= fdr``.
-
-    Benjamini-Hochberg controls the FDR at ``fdr`` times the share of true nulls, so where many tests are
-    alternatives it is conservative by that share. The first stage (BH at ``fdr / (1 + fdr)``, ``r1`` calls)
-    estimates the number of true nulls as ``m0 = m - r1``; the second runs BH at ``fdr / (1 + fdr) * m / m0``. The
-    FDR stays at most ``fdr`` for independent p-values (and in simulations under positive dependence). The q-values
-    are BH's times ``(1 + fdr) m0 / m`` (``m0 = m`` when the first stage calls none or all), so they depend on
-    ``fdr``. Identical to ``statsmodels.stats.multitest.multipletests(p, alpha=fdr, method="fdr_tsbky")[1]`` on
-    NaN-free input."""
-    _check_param(fdr, "fdr", 0.0, 1.0, lo_open=True, hi_open=True)
-    q = bh_fdr(pvalues)
-    ok = ~np.isnan(q)
-    m = int(ok.sum())
-    fact = 1.0 + fdr
-    r1 = int((q[ok] <= fdr / fact).sum())
-    m0 = m if r1 in (0, m) else m - r1
-    return np.minimum(q * fact * m0 / max(m, 1), 1.0)
 
 
 @dataclass
