@@ -24,7 +24,7 @@ from .dnabert2 import DNABert2Config, DNABert2ForMaskedLM, DNABert2ForSequenceCl
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["load_dnabert2", "load_model", "is_dnabert2_checkpoint", "has_classifier", "TASKS"]
+__all__ = ["load_dnabert2", "load_model", "save_checkpoint", "is_dnabert2_checkpoint", "has_classifier", "TASKS"]
 
 TASKS = ("classification", "mlm", "base")
 _TASK_CLASSES = {"classification": DNABert2ForSequenceClassification, "mlm": DNABert2ForMaskedLM, "base": DNABert2Model}
@@ -250,3 +250,25 @@ def has_classifier(path) -> bool:
     """True when a checkpoint directory holds trained classifier weights (a fine-tuned model), False for a
     pretrained-only encoder, whose classification head :func:`load_model` would initialise at random."""
     return any(k.split(".")[0] in ("classifier", "score") or ".classifier." in k for k in _weight_names(Path(path)))
+
+
+def save_checkpoint(model, tokenizer, out_dir, *, encoder_only: bool = False, replace: bool = False) -> Path:
+    """Write ``model`` (``save_pretrained``: weights and config) and ``tokenizer`` to ``out_dir``, a checkpoint
+    directory :func:`load_model` opens; returns it. ``encoder_only``: without the classifier head (``classifier.*``
+    tensors), the start of a fine-tuning with another head. ``replace``: remove ``out_dir`` first."""
+    import shutil
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    out = Path(out_dir)
+    if replace:
+        shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    if encoder_only:
+        model.save_pretrained(out, state_dict={k: v for k, v in model.state_dict().items()
+                                               if not k.startswith("classifier.")})
+    else:
+        model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -120,14 +119,9 @@ def save_finetuned(model, tokenizer, out_dir, *, checkpoint, metrics: dict, trai
     """Save a fine-tuned classifier as a checkpoint directory (``save_pretrained`` weights and config, tokenizer,
     ``model_card.json`` naming the pretrained checkpoint, the data, the head, the fine-tuning settings and the
     held-out metrics). Returns the directory."""
-    from transformers.utils import logging as hf_logging
+    from .checkpoints import save_checkpoint
 
-    hf_logging.disable_progress_bar()
-    out = Path(out_dir)
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    out = save_checkpoint(model, tokenizer, out_dir, replace=True)
     base = describe_checkpoint(checkpoint)
     card = {"model": f"fine-tuned AS classifier ({describe_candidate(metrics)}) on "
                      f"{base.get('model', checkpoint)}",

@@ -118,17 +118,7 @@ class TransformerBinding(BindingModel):
     def save_checkpoint(self, out_dir, *, encoder_only: bool = False):
         """Write the fitted binding model (weights, config, tokenizer) to ``out_dir``; returns it. ``encoder_only``:
         without the binding head, a checkpoint to fine-tune with any other head next (binding first, then AS)."""
-        from pathlib import Path
-
-        from transformers.utils import logging as hf_logging
+        from ..checkpoints import save_checkpoint
 
         self._check_fitted()
-        hf_logging.disable_progress_bar()
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        state = self.model_.state_dict()
-        if encoder_only:
-            state = {k: v for k, v in state.items() if not k.startswith("classifier.")}
-        self.model_.save_pretrained(out, state_dict=state)
-        self.tokenizer_.save_pretrained(out)
-        return out
+        return save_checkpoint(self.model_, self.tokenizer_, out_dir, encoder_only=encoder_only)
