@@ -118,10 +118,12 @@ def _fold(rows: pd.DataFrame, fold_table: pd.DataFrame, make_set: Callable, *, c
             random_state=seed, device=device, n_jobs=1)
         ft.name = "transformer_binding_first"
         models.append(ft)
-    met, sc = evaluate_models(models, rows, random_state=seed, return_scores=True)
-    test = rows[rows["split"] == "test"]
-    eff = {name: pd.Series(b.effect(test["seq_ref"], test["seq_alt"]), index=test["example_id"].to_numpy())
-           for name, b in signed.items()}
+    met, sc = evaluate_models(models, rows, random_state=seed, return_scores=True)  # fits the models in place
+    test_ids = rows.loc[rows["split"] == "test", "example_id"].to_numpy()
+    eff = {m.name: m.signed_ for m in models if isinstance(m, BindingEffect)}  # the test rows' signed effects
+    if "cnn" in binders:
+        eff["cnn_binding_gbt"] = eff["cnn_binding"]                             # the stacked GBT's binder
+    eff = {name: pd.Series(e, index=test_ids) for name, e in eff.items()}
     sc["effect"] = [eff[m].get(e, np.nan) if m in eff else np.nan for m, e in zip(sc["model"], sc["example_id"])]
     met["fit_seconds"] = met["fit_seconds"].astype(float)
     for name, b in signed.items():  # a zero-shot row's cost is its binder's training

@@ -420,7 +420,7 @@ class BindingEffect(_SharesBinder, Baseline):
     """Zero-shot AS score of a fitted binding model: ``predict(df) = |binder.effect(seq_ref, seq_alt)|``.
 
     ``fit`` trains nothing (it checks that the binder is fitted and the table is valid), so the train rows are
-    unused. :meth:`signed` gives the signed effect. ``name`` defaults to ``"<binder name>_effect"``. The binder is
+    unused. :meth:`signed` gives the signed effect (and ``signed_`` keeps the last :meth:`predict`'s). ``name`` defaults to ``"<binder name>_effect"``. The binder is
     fitted once, outside the harness, and shared by every fold: keep its binding data away from the regions of the
     AS test windows, or the comparison leaks."""
 
@@ -439,7 +439,9 @@ class BindingEffect(_SharesBinder, Baseline):
         return binding_features(self.binder, df)["effect"].to_numpy()
 
     def predict(self, df):
-        return np.abs(self.signed(df))
+        """``|signed(df)|``; the signed effects of the last call stay in ``signed_``."""
+        self.signed_ = self.signed(df)
+        return np.abs(self.signed_)
 
 
 class BindingStacked(_SharesBinder, MotifGBT):
