@@ -445,3 +445,29 @@ def test_nucleotide_convolution_adds_each_tokens_base_composition(mlm_model, tmp
     loaded = load_model(tmp_path / "mlm", task="classification", nucleotide_conv_width=5)
     assert loaded.bert.embeddings.nucleotide_conv.weight.shape == (TINY["hidden_size"], 4, 5)
     assert torch.equal(loaded.bert.encoder.layer[1].mlp.wo.weight, mlm_model.bert.encoder.layer[1].mlp.wo.weight)
+
+
+def test_save_checkpoint_roundtrip_encoder_only_and_replace(tmp_path):
+    from allelic.checkpoints import save_checkpoint
+    from allelic.models import has_classifier, load_model
+    from allelic.tokenize import kmer_tokenizer
+
+    torch.manual_seed(2)
+    model = DNABert2ForSequenceClassification(tiny(num_labels=2)).eval()
+    tok = kmer_tokenizer(3)
+    ids, mask = batch()
+    out = save_checkpoint(model, tok, tmp_path / "clf")
+    assert has_classifier(out) and (out / "tokenizer.json").is_file()
+    back = load_model(out, task="classification", num_labels=2).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(back(input_ids=ids, attention_mask=mask).logits,
+                                   model(input_ids=ids, attention_mask=mask).logits)
+    enc = save_checkpoint(model, tok, tmp_path / "enc", encoder_only=True)
+    assert not has_classifier(enc)
+    enc_model = load_model(enc, task="base").eval()
+    with torch.no_grad():                       # the encoder's weights are kept whole
+        torch.testing.assert_close(enc_model(input_ids=ids, attention_mask=mask)[0],
+                                   model.bert(input_ids=ids, attention_mask=mask)[0])
+    (out / "stale.txt").write_text("x")
+    save_checkpoint(model, tok, out, replace=True)
+    assert not (out / "stale.txt").exists() and has_classifier(out)
