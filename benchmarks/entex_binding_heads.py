@@ -64,7 +64,8 @@ def fold(i: int, table: pd.DataFrame, ckpt, corpus, out: Path, want: list[str]) 
 
 
 def summary(out: Path) -> pd.DataFrame:
-    """Held-out AUROC per fold of every variant present, and the binding head's zero-shot ``|effect|``."""
+    """Held-out AUROC per fold of every variant present, the binding head's zero-shot ``|effect|`` and, with several
+    seeds of the reference head, their average (the rows of every file are the fold's test rows in one order)."""
     from sklearn.metrics import roc_auc_score
 
     rows = []
@@ -74,9 +75,13 @@ def summary(out: Path) -> pd.DataFrame:
             continue
         b = pd.read_csv(b, sep="\t")
         r = {"fold": int(d.name[4:]), "zero-shot |effect|": roc_auc_score(b["label"], (b["score_alt"] - b["score_ref"]).abs())}
+        seeds = []
         for f in sorted(d.glob("*_s[0-9].tsv")):
             t = pd.read_csv(f, sep="\t")
             r[f.stem] = roc_auc_score(t["label"], t["score"])
+            seeds += [t["score"].to_numpy()] if f.stem.startswith("ref_enc_s") else []
+        if len(seeds) > 1:  # the reference-head fine-tunings of several seeds, their probabilities averaged
+            r[f"ref_enc, {len(seeds)} seeds averaged"] = roc_auc_score(t["label"], sum(seeds) / len(seeds))
         rows.append(r)
     return pd.DataFrame(rows).set_index("fold")
 
