@@ -231,6 +231,22 @@ def _mark(table: pd.DataFrame, called: pd.DataFrame, name: str) -> pd.DataFrame:
     return table.assign(**{name: pd.MultiIndex.from_frame(table[SNV]).isin(keys)})
 
 
+def babachi_shares(seeds, babachi: str, n_chromosomes: int = 4, length: int = 2_000_000) -> pd.DataFrame:
+    """The share of each donor's SNVs that BABACHI's map puts at each BAD (``--babachi-shares``)."""
+    rows = []
+    for seed in seeds:
+        sim = simulate.simulate("smoke", n_chromosomes=n_chromosomes, chrom_length=length, cnv_donors=("D2",),
+                                random_state=seed)
+        counts = io.simulation_counts(sim, min_base_quality=13, min_mapping_quality=10)
+        for donor, c in counts[counts["total"] > 0].groupby("donor"):
+            with tempfile.TemporaryDirectory() as tmp:
+                bab = babachi_map(babachi, c.reset_index(drop=True), Path(sim.root) / "genome.fa.fai", Path(tmp))
+            bad = dosage.assign(c.drop_duplicates(SNV), bab)["bad"].round(3)
+            rows.append({"seed": seed, "donor": donor, "bad_above_1": float((bad > 1).mean()),
+                         **{f"bad_{b:g}": float((bad == b).mean()) for b in sorted(bad.unique())}})
+    return pd.DataFrame(rows).fillna(0.0)
+
+
 def summarise(metrics: pd.DataFrame) -> pd.DataFrame:
     def rng(s):
         return f"{s.min():.3f}-{s.max():.3f}"
@@ -247,11 +263,19 @@ def main(argv=None) -> int:
     ap.add_argument("--mixalime", help="the mixalime executable of its own environment")
     ap.add_argument("--babachi", help="the babachi executable of the same environment")
     ap.add_argument("--ours-only", action="store_true", help="our rows alone (no BABACHI or MIXALIME)")
+    ap.add_argument("--babachi-shares", action="store_true",
+                    help="only the share of each donor's SNVs at each BAD in BABACHI's map (babachi_shares.tsv)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--out", required=True)
     ap.add_argument("--chromosomes", type=int, default=4, help="simulated chromosomes (chapter 02: 4)")
     ap.add_argument("--length", type=int, default=2_000_000, help="their length (chapter 02: 2 Mb)")
     a = ap.parse_args(argv)
+    if a.babachi_shares:
+        shares = babachi_shares(a.seeds, a.babachi, a.chromosomes, a.length)
+        Path(a.out).mkdir(parents=True, exist_ok=True)
+        shares.to_csv(Path(a.out) / "babachi_shares.tsv", sep="\t", index=False, float_format="%.4f")
+        print(shares.round(3).to_markdown(index=False))
+        return 0
     if not a.ours_only and not (a.mixalime and a.babachi):
         ap.error("--mixalime and --babachi are needed unless --ours-only")
     tools = None if a.ours_only else {"mixalime": a.mixalime, "babachi": a.babachi}
