@@ -74,7 +74,8 @@ def summary(out: Path) -> pd.DataFrame:
         if not b.exists():
             continue
         b = pd.read_csv(b, sep="\t")
-        r = {"fold": int(d.name[4:]), "zero-shot |effect|": roc_auc_score(b["label"], (b["score_alt"] - b["score_ref"]).abs())}
+        zero_shot = roc_auc_score(b["label"], (b["score_alt"] - b["score_ref"]).abs())
+        r = {"fold": int(d.name[4:]), "zero-shot |effect|": zero_shot}
         seeds = []
         for f in sorted(d.glob("*_s[0-9].tsv")):
             t = pd.read_csv(f, sep="\t")

@@ -14,7 +14,7 @@ three tissues x five assays each) over several seeds. For every donor the same a
 Per SNV (a donor's SNV is truly allele-specific when it is in any sample it was measured in; every SNV measured
 in the donor is in the universe, so the methods share one denominator) and per sample (MIXALIME's per-sample
 p-values with its Benjamini-Hochberg per allele over the donor's records): calls, false-discovery proportion (FDP)
-and recall at FDR 0.05, and the recall each ranking reaches at the threshold where its FDP first exceeds 0.05
+and recall at FDR 0.05, and the recall each ranking reaches at the deepest cut where its FDP is still at most 0.05
 (``recall_at_fdp``: the comparison at equal FDP, for a method whose FDP runs above the nominal level).
 
 BABACHI and MIXALIME pin an older pandas, so they run from their own virtual environment (``bench_dosage.py``'s
@@ -32,10 +32,12 @@ mapping bias instead of the fitted ones (the oracle null: what the null fit cost
 without BABACHI and MIXALIME.
 
 Writes ``<out>/metrics.tsv`` (one row per seed x donor x method x map x level), ``<out>/summary.tsv`` (ranges
-over the seeds), ``<out>/snvs.tsv.gz`` (every SNV: truth, effect, reads, each method's call) and ``<out>/power.tsv`` (per SNV, with each method's own BAD map: recall by the SNV's largest
-planted effect ``|r - 0.5|`` and its reads summed over the donor's samples, :func:`allelic.evaluate.power_table`
-pooled over the seeds), and prints the summary as Markdown. Chapter 02 reads ``summary.tsv`` and ``power.tsv``
-when they are present.
+over the seeds), ``<out>/snvs.tsv.gz`` (every SNV: truth, effect, reads, each method's call) and
+``<out>/power.tsv`` (per SNV, with each method's own BAD map: recall by the SNV's largest planted effect
+``|r - 0.5|`` and its reads summed over the donor's samples, :func:`allelic.evaluate.power_table` pooled over the
+seeds), and prints the summary as Markdown. ``--babachi-shares`` writes ``<out>/babachi_shares.tsv`` (the share of
+each donor's SNVs at each BAD of BABACHI's map). Chapter 02 reads ``summary.tsv``, ``power.tsv`` and
+``babachi_shares.tsv`` when they are present.
 """
 from __future__ import annotations
 
@@ -71,8 +73,8 @@ def write_vcfs(counts: pd.DataFrame, fai: Path, out: Path) -> list[Path]:
     files = []
     for sample, g in counts.groupby("sample"):
         g = g.sort_values(SNV)
-        body = (g["chrom"] + "\t" + g["pos"].astype(str) + "\t.\t" + g["ref"] + "\t" + g["alt"] + "\t100\tPASS\t.\tGT:AD\t0/1:"
-                + g["ref_count"].astype(str) + "," + g["alt_count"].astype(str))
+        body = (g["chrom"] + "\t" + g["pos"].astype(str) + "\t.\t" + g["ref"] + "\t" + g["alt"]
+                + "\t100\tPASS\t.\tGT:AD\t0/1:" + g["ref_count"].astype(str) + "," + g["alt_count"].astype(str))
         f = out / f"{sample}.vcf"
         f.write_text("\n".join(header + ["\t".join(["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO",
                                                     "FORMAT", sample])] + body.tolist()) + "\n")
@@ -84,7 +86,8 @@ def babachi_map(exe: str, counts: pd.DataFrame, fai: Path, work: Path) -> pd.Dat
     """BABACHI's BAD map of the donor's pooled records (each record its own event, ``SEP``)."""
     merged = work / "merged"
     merged.mkdir(exist_ok=True)
-    pooled = counts.assign(sample="donor").sort_values(SNV, key=lambda s: s.str[3:].astype(int) if s.name == "chrom" else s)
+    pooled = counts.assign(sample="donor").sort_values(
+        SNV, key=lambda s: s.str[3:].astype(int) if s.name == "chrom" else s)  # chr1, chr2, ... in number order
     vcf = write_vcfs(pooled, fai, merged)[0]
     sizes = work / "chrom.sizes"
     sizes.write_text("".join(f"{n}\t{ln}\n" for n, ln, *_ in (x.split("\t") for x in fai.read_text().splitlines())))
@@ -99,7 +102,8 @@ def babachi_map(exe: str, counts: pd.DataFrame, fai: Path, work: Path) -> pd.Dat
 MODELS = {"NB": ["NB"], "BetaNB, p estimated": ["BetaNB", "--estimate-p"]}
 
 
-def mixalime(exe: str, vcf_dir: Path, bad_map: pd.DataFrame, work: Path, model=("NB",)) -> tuple[pd.DataFrame, pd.DataFrame]:
+def mixalime(exe: str, vcf_dir: Path, bad_map: pd.DataFrame, work: Path,
+             model=("NB",)) -> tuple[pd.DataFrame, pd.DataFrame]:
     """MIXALIME's per-SNV table (``pvals.tsv``: ``fdr_comb_pval``, ``pref_allele``) and per-record table (``ref_pval``,
     ``alt_pval`` of every sample, ``sample`` added), fitted with ``model`` (``mixalime fit`` arguments)."""
     bed = work / "badmap.tsv"
@@ -188,8 +192,8 @@ def run_seed(seed: int, tools: dict, work: Path, n_chromosomes: int = 4,
             recs, snvs = ours(c, bad_map, null)
             secs = time.perf_counter() - t0
             called = snvs[snvs["as_snv"]]
-            rows.append({"seed": seed, "donor": donor, "method": "ours", "map": map_name, "level": "snv", "seconds": secs,
-                         **score(per_snv, SNV, called, snvs.assign(rank_score=snvs["pvalue"]))})
+            rows.append({"seed": seed, "donor": donor, "method": "ours", "map": map_name, "level": "snv",
+                         "seconds": secs, **score(per_snv, SNV, called, snvs.assign(rank_score=snvs["pvalue"]))})
             adaptive = snvs[two_stage(snvs["pvalue"].to_numpy())]
             rows.append({"seed": seed, "donor": donor, "method": "ours, two-stage BH", "map": map_name, "level": "snv",
                          "seconds": secs, **score(per_snv, SNV, adaptive, snvs.assign(rank_score=snvs["pvalue"]))})

@@ -60,16 +60,21 @@ def main():
                 b, truth = float(h["bad"].iloc[0]), planted_rho[sample]
                 r = {"seed": seed, "donor": donor, "sample": sample}
                 for alpha in (0.05, 0.2, 0.4):
-                    r[f"trimmed, alpha {alpha}"] = fit_dosage_null(h["ref_count"], h["total"], b, alpha=alpha).rho / truth
+                    fit = fit_dosage_null(h["ref_count"], h["total"], b, alpha=alpha)
+                    r[f"trimmed, alpha {alpha}"] = fit.rho / truth
                 if donor == "D1":
-                    r["two-dispersion mixture"] = fit_mixture(h["ref_count"].to_numpy(), h["total"].to_numpy()) / truth
+                    r["two-dispersion mixture"] = fit_mixture(h["ref_count"].to_numpy(),
+                                                              h["total"].to_numpy()) / truth
                 null = h[~h["is_as"]]
-                r["truly null records only"] = fit_dosage_null(null["ref_count"], null["total"], b, alpha=1e-9).rho / truth
+                fit = fit_dosage_null(null["ref_count"], null["total"], b, alpha=1e-9)  # no trimming: all are null
+                r["truly null records only"] = fit.rho / truth
                 rows.append(r)
     t = pd.DataFrame(rows)
     cols = [c for c in t.columns if c not in ("seed", "donor", "sample")]
-    out = t.groupby(["seed", "donor"])[cols].agg(lambda s: f"{s.median():.2f} ({s.quantile(0.1):.2f}-{s.quantile(0.9):.2f})"
-                                                 if s.notna().any() else "")
+    def cell(s):
+        return f"{s.median():.2f} ({s.quantile(0.1):.2f}-{s.quantile(0.9):.2f})" if s.notna().any() else ""
+
+    out = t.groupby(["seed", "donor"])[cols].agg(cell)
     print(out.T.to_markdown())
 
 

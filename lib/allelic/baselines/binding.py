@@ -420,9 +420,9 @@ class BindingEffect(_SharesBinder, Baseline):
     """Zero-shot AS score of a fitted binding model: ``predict(df) = |binder.effect(seq_ref, seq_alt)|``.
 
     ``fit`` trains nothing (it checks that the binder is fitted and the table is valid), so the train rows are
-    unused. :meth:`signed` gives the signed effect (and ``signed_`` keeps the last :meth:`predict`'s). ``name`` defaults to ``"<binder name>_effect"``. The binder is
-    fitted once, outside the harness, and shared by every fold: keep its binding data away from the regions of the
-    AS test windows, or the comparison leaks."""
+    unused. :meth:`signed` gives the signed effect (``signed_`` keeps the last :meth:`predict`'s). ``name``
+    defaults to ``"<binder name>_effect"``. The binder is fitted once, outside the harness, and shared by every
+    fold: keep its binding data away from the regions of the AS test windows, or the comparison leaks."""
 
     def __init__(self, binder: BindingModel, *, name: str | None = None):
         self.binder = binder
