@@ -107,6 +107,22 @@ def test_pretraining_inputs_enter_the_cache_key(tmp_path, monkeypatch):
     assert run.cache_key(nb, {}) != with_file
 
 
+def test_tables_read_from_the_repository_enter_the_cache_key(tmp_path, monkeypatch):
+    """Chapter 02 reads MIXALIME's results from benchmarks/mixalime_truth/: rerunning the benchmark must rerun it."""
+    (tmp_path / "benchmarks" / "mixalime_truth").mkdir(parents=True)
+    monkeypatch.setenv("ALLELIC_ROOT", str(tmp_path))
+    nb = tmp_path / "02_x.ipynb"
+    nb.write_text('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
+    absent = run.cache_key(nb, {})
+    table = tmp_path / "benchmarks" / "mixalime_truth" / "summary.tsv"
+    table.write_text("donor\tfdp\nD2\t0.03\n")
+    present = run.cache_key(nb, {})
+    table.write_text("donor\tfdp\nD2\t0.04\n")
+    assert len({absent, present, run.cache_key(nb, {})}) == 3
+    table.write_text("donor\tfdp\nD2\t0.03\n")
+    assert run.cache_key(nb, {}) == present           # content, not time: the same table, the same key
+
+
 def test_every_parameters_cell_is_understood_by_papermill():
     """papermill reads a notebook's parameters cell line by line; a line it cannot parse (a comment with ``>=``,
     for one) is left out of its parameter list with only a warning. Every assignment must come through, and the
