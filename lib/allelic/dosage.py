@@ -377,8 +377,8 @@ def test_imbalance_with_dosage(table: pd.DataFrame, *, bad_map: pd.DataFrame | N
     floor = ~low & ((t["ref_count"] < min_count) | (t["alt_count"] < min_count))
     for mask, reason, detail in ((low, "low_total", f"ref+alt < min_total={min_total}"),
                                  (floor, "below_min_count", f"an allele has fewer than min_count={min_count} reads")):
-        ledger.extend("test_imbalance_with_dosage", "counts table",
-                      (t.loc[mask, "chrom"].astype(str) + ":" + t.loc[mask, "pos"].astype(str)).tolist(), reason, detail)
+        records = (t.loc[mask, "chrom"].astype(str) + ":" + t.loc[mask, "pos"].astype(str)).tolist()
+        ledger.extend("test_imbalance_with_dosage", "counts table", records, reason, detail)
     t = t[~low & ~floor]
     segs = None
     if bad_map is not None:
@@ -440,9 +440,10 @@ def combine_samples(result: DosageResult, *, by=("chrom", "pos"), fdr: float = 0
     ``p_alt = P(T' <= T)``, ``pvalue = min(1, 2 min)``; with one sample it is :func:`allelic.stats.dosage_test`.
     Benjamini-Hochberg over the SNVs, calls at ``fdr``. ``by``: the columns naming a SNV of one genome (add the
     donor or cell line when the table holds several). ``min_count`` (default: the result's, the floor its tests
-    conditioned on): every record was kept only where both alleles have at least that many reads; each record's pmf is then truncated to that support, and the two phases are
-    weighted by how likely each makes all the records' survival of the floor. Returns one row per SNV: ``by``, ``n_samples``, ``bad``,
-    ``ref_count``, ``total``, ``p_ref``, ``p_alt``, ``pvalue``, ``qvalue``, ``as_snv``, ``preferred_allele``.
+    conditioned on): every record was kept only where both alleles have at least that many reads; each record's pmf
+    is then truncated to that support, and the two phases are weighted by how likely each makes all the records'
+    survival of the floor. Returns one row per SNV: ``by``, ``n_samples``, ``bad``, ``ref_count``, ``total``,
+    ``p_ref``, ``p_alt``, ``pvalue``, ``qvalue``, ``as_snv``, ``preferred_allele``.
     Raises ValueError when a SNV's samples disagree on its BAD."""
     min_count = result.min_count if min_count is None else min_count
     t = result.table.sort_values(list(by), kind="stable")
